@@ -1,0 +1,5 @@
+"""``python -m pkgvet``."""
+
+from pkgvet.cli import main
+
+main()

@@ -1,0 +1,147 @@
+"""Turn an :class:`~pkgvet.archive.Archive` into a :class:`PackageContext`: decide each file's
+trigger point, parse each source once, and read the metadata."""
+
+from __future__ import annotations
+
+import ast
+import posixpath
+import time
+
+from pkgvet.analysis import metadata
+from pkgvet.analysis.context import (
+    PY_SUFFIXES,
+    SCRIPT_SUFFIXES,
+    FileContext,
+    PackageContext,
+    _decode_source,
+)
+from pkgvet.archive import Archive, Member
+from pkgvet.config import Limits
+from pkgvet.errors import ScanBudgetExceeded
+from pkgvet.models import PackageInfo, Skip, Trigger
+
+_INSTALL_COMMANDS = frozenset(
+    {"install", "develop", "egg_info", "build", "build_py", "build_ext", "sdist", "bdist_wheel",
+     "bdist_egg", "install_lib", "install_scripts", "easy_install"}
+)
+
+
+def _trigger(rel: str) -> Trigger:
+    base = posixpath.basename(rel)
+    depth = rel.count("/")
+    if base == "setup.py" and depth == 0:
+        return Trigger.INSTALL
+    if base.endswith(".pth"):
+        return Trigger.INSTALL
+    if base == "__init__.py" and "!" not in rel:
+        return Trigger.IMPORT
+    return Trigger.RUNTIME
+
+
+def _pth_code(text: str) -> str:
+    """The lines of a .pth file that Python's site module executes (those starting 'import')."""
+    return "\n".join(
+        line if line.startswith(("import ", "import\t")) else ""
+        for line in text.splitlines()
+    )
+
+
+def build_context(archive: Archive, limits: Limits, deadline: float) -> PackageContext:
+    """Parse every source once into a package context. Time budget overruns raise."""
+    ctx = PackageContext(archive=archive, info=PackageInfo(), skips=list(archive.skips))
+    setup: FileContext | None = None
+    for m in archive.members:
+        low = m.rel.lower()
+        if low.endswith(PY_SUFFIXES) or low.endswith(".pth"):
+            fc = _file_context(ctx, m, limits, deadline)
+            if fc is None:
+                continue
+            ctx.files.append(fc)
+            if fc.rel == "setup.py":
+                setup = fc
+        elif low.endswith(SCRIPT_SUFFIXES) and m.size <= limits.max_source_bytes:
+            ctx.scripts.append((m, _decode_source(m.data)))
+        if time.monotonic() > deadline:
+            raise ScanBudgetExceeded("time budget exceeded")
+    if setup is not None:
+        _mark_install_time_modules(ctx, setup)
+        _read_setup(ctx, setup)
+    ctx.info = _read_metadata(ctx)
+    return ctx
+
+
+def _file_context(
+    ctx: PackageContext, m: Member, limits: Limits, deadline: float
+) -> FileContext | None:
+    if m.size > limits.max_source_bytes:
+        ctx.skips.append(Skip(m.path, f"source of {m.size} bytes over the limit: not parsed"))
+        return None
+    text = _decode_source(m.data)
+    trigger = _trigger(m.rel)
+    if m.rel.lower().endswith(".pth"):
+        text = _pth_code(text)
+        if not text.strip():
+            return None
+    fc = FileContext(m.path, m.rel, text, trigger, limits, deadline=deadline)
+    if fc.parse_error:
+        ctx.skips.append(
+            Skip(m.path, f"not valid Python 3 ({fc.parse_error}); analysed with the tokenizer")
+        )
+    return fc
+
+
+def _mark_install_time_modules(ctx: PackageContext, setup: FileContext) -> None:
+    """Local modules that setup.py imports run at install time too."""
+    local = {imp.split(".")[0] for imp in setup.imports}
+    for fc in ctx.files:
+        top = fc.rel.split("/", 1)[0].removesuffix(".py")
+        if fc is not setup and top in local and fc.trigger is not Trigger.INSTALL:
+            if fc.rel.count("/") == 0 or fc.rel == f"{top}/__init__.py":
+                fc.trigger = Trigger.INSTALL
+
+
+def _read_setup(ctx: PackageContext, setup: FileContext) -> None:
+    if setup.tree is None:
+        return
+    call = metadata.setup_call(setup.tree)
+    if call is None:
+        return
+    for kw in call.keywords:
+        if kw.arg:
+            ctx.setup_kwargs[kw.arg] = kw.value
+    cmd = ctx.setup_kwargs.get("cmdclass")
+    if isinstance(cmd, ast.Name) and cmd.id in setup.constants:
+        cmd = setup.constants[cmd.id]
+    if isinstance(cmd, ast.Dict):
+        for k, v in zip(cmd.keys, cmd.values, strict=False):
+            if isinstance(k, ast.Constant) and isinstance(k.value, str):
+                ctx.cmdclass[k.value] = setup.qualname(v) if isinstance(v, ast.expr) else ""
+    elif isinstance(cmd, ast.Call):  # dict(install=X)
+        for kw in cmd.keywords:
+            if kw.arg:
+                ctx.cmdclass[kw.arg] = setup.qualname(kw.value)
+
+
+def _read_metadata(ctx: PackageContext) -> PackageInfo:
+    members = ctx.archive.members
+    candidates: list[PackageInfo | None] = []
+    core = metadata.core_metadata_member(members)
+    if core is not None:
+        candidates.append(metadata.from_core_metadata(core.data, core.rel))
+    for m in members:
+        if m.rel == "pyproject.toml":
+            candidates.append(metadata.from_pyproject(m.data))
+        elif m.rel == "setup.cfg":
+            candidates.append(metadata.from_setup_cfg(m.data))
+    if ctx.setup_kwargs:
+        setup = next((f for f in ctx.files if f.rel == "setup.py"), None)
+        if setup is not None:
+            kwargs = {k: setup.folder.fold(v) for k, v in ctx.setup_kwargs.items()
+                      if k in ("name", "version", "description", "author", "author_email",
+                               "url", "license", "install_requires")}
+            candidates.append(metadata.from_setup_kwargs(kwargs))
+    return metadata.merge(candidates)
+
+
+def install_commands() -> frozenset[str]:
+    return _INSTALL_COMMANDS

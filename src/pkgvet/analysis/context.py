@@ -1,0 +1,555 @@
+"""The package context: every fact rules and features read, computed in one pass per file.
+
+Each Python file is parsed once (``ast.parse``; a tokenizer fallback for Python 2 sources and
+anything else the parser rejects) and walked once. The walk records imports with their aliases,
+calls with qualified names (``o.system`` after ``import os as o`` is ``os.system``;
+``__import__("os").system`` and ``getattr(os, "sys" + "tem")`` too), string literals, simple
+module-level constants and attribute references. Payloads passed to ``exec``/``eval``/``compile``
+and long encoded literals are decoded statically (see :mod:`pkgvet.analysis.fold`); decoded
+Python becomes a child context analysed the same way, reported at the original location.
+"""
+
+from __future__ import annotations
+
+import ast
+import io
+import re
+import time
+import tokenize
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from functools import cached_property
+
+from pkgvet.analysis.apis import REFS, Cap, capability_of
+from pkgvet.analysis.fold import DECODER_NAMES, Folder, Value
+from pkgvet.archive import Archive, Member
+from pkgvet.config import Limits
+from pkgvet.errors import ScanBudgetExceeded
+from pkgvet.models import PackageInfo, Skip, Trigger
+
+PY_SUFFIXES = (".py", ".pyw", ".pyi")
+SCRIPT_SUFFIXES = (".sh", ".bash", ".bat", ".cmd", ".ps1", ".vbs", ".js")
+EXEC_SINKS = frozenset({"exec", "eval", "compile", "execfile", "builtins.exec", "builtins.eval",
+                        "__builtin__.exec", "__builtin__.eval", "builtins.compile"})
+_BLOB_RE = re.compile(r"^[A-Za-z0-9+/=_\-\s]{120,}$|^(?:[0-9a-fA-F]{2}){60,}$")
+_ENCODED_RE = re.compile(r"[A-Za-z0-9+/=_\-\s\\x]+")
+_MAX_BLOBS_PER_FILE = 16
+_HIGH_ENTROPY_MIN = 200
+
+
+# Fields that never hold child nodes (names, flags, contexts) are not walked.
+_NO_CHILD_FIELDS = frozenset({"ctx", "type_comment", "kind", "kwd_attrs", "id", "attr", "arg",
+                              "module", "level", "is_async", "conversion", "simple", "name",
+                              "names", "rest", "tag"})
+_FIELDS: dict[type, tuple[str, ...]] = {}
+
+
+def _child_fields(t: type[ast.AST]) -> tuple[str, ...]:
+    """Fields of an AST node type that can hold child nodes (cached per type)."""
+    fields = _FIELDS.get(t)
+    if fields is None:
+        fields = tuple(f for f in t._fields if f not in _NO_CHILD_FIELDS)
+        _FIELDS[t] = fields
+    return fields
+
+
+@dataclass(slots=True)
+class CallSite:
+    """One call, with its qualified name and (when parsed) its AST node."""
+
+    qualname: str
+    line: int
+    node: ast.Call | None = None
+
+
+@dataclass(slots=True)
+class ExecSite:
+    """A call to exec/eval/compile and what static decoding made of its argument."""
+
+    qualname: str
+    line: int
+    payload: str | None  # the decoded text, when the argument folds to a constant
+    via_decoder: bool  # the argument passes through a decoding function
+    arg_calls: frozenset[str]  # qualified names called inside the argument
+    literal: bool  # the argument is a plain string literal
+
+
+def _decode_source(data: bytes) -> str:
+    if data.startswith(b"\xef\xbb\xbf"):
+        data = data[3:]
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        pass
+    try:
+        enc, _ = tokenize.detect_encoding(io.BytesIO(data).readline)
+        return data.decode(enc, "replace")
+    except (SyntaxError, LookupError):
+        return data.decode("latin-1")
+
+
+def _literal_string(token: str) -> str | None:
+    """The value of a string token, tolerating Python 2 prefixes (``ur''``)."""
+    try:
+        value = ast.literal_eval(token)
+    except (ValueError, SyntaxError, MemoryError, RecursionError):
+        m = re.match(r"^[A-Za-z]*('''|\"\"\"|'|\")(.*)\1$", token, re.S)
+        return m.group(2) if m else None
+    if isinstance(value, bytes):
+        return value.decode("latin-1")
+    return value if isinstance(value, str) else None
+
+
+class FileContext:
+    """Facts about one Python source (a file, a .pth's code lines, or a decoded payload)."""
+
+    def __init__(
+        self,
+        path: str,
+        rel: str,
+        text: str,
+        trigger: Trigger,
+        limits: Limits,
+        depth: int = 0,
+        origin_line: int = 0,
+        parent: FileContext | None = None,
+        deadline: float = float("inf"),
+    ) -> None:
+        self.path = path
+        self.rel = rel
+        self.text = text
+        self.trigger = trigger
+        self.limits = limits
+        self.depth = depth
+        self.origin_line = origin_line
+        self.parent = parent
+        self.deadline = deadline
+        self.tree: ast.Module | None = None
+        self.parse_error: str | None = None
+        self.aliases: dict[str, str] = {}
+        self.imports: set[str] = set()
+        self.calls: list[CallSite] = []
+        self.strings: list[tuple[str, int]] = []
+        self.refs: set[str] = set()
+        self.constants: dict[str, ast.expr] = {}
+        self.exec_sites: list[ExecSite] = []
+        self.children: list[FileContext] = []
+        self.function_defs: set[str] = set()
+        self.caps: dict[Cap, int] = {}  # capability -> first line
+        self._index()
+
+    # -- building -------------------------------------------------------------------------
+    def _index(self) -> None:
+        try:
+            self.tree = ast.parse(self.text, filename=self.rel)
+        except (SyntaxError, ValueError, RecursionError, MemoryError, OverflowError) as exc:
+            self.parse_error = f"{type(exc).__name__}: {getattr(exc, 'msg', None) or exc}"
+            self._index_tokens()
+        else:
+            try:
+                self._index_ast(self.tree)
+            except RecursionError:
+                self.parse_error = "RecursionError while indexing (deeply nested code)"
+        for c in self.calls:
+            cap = capability_of(c.qualname)
+            if cap is not None and (cap not in self.caps or c.line < self.caps[cap]):
+                self.caps[cap] = c.line
+        for r in self.refs:
+            rcap = REFS.get(r)
+            if rcap is not None and rcap not in self.caps:
+                self.caps[rcap] = 1
+        if self.depth < self.limits.max_decode_depth:
+            self._decode_payloads()
+
+    def _index_ast(self, tree: ast.Module) -> None:
+        calls: list[ast.Call] = []
+        assigns: list[ast.Assign] = []
+        attrs: list[ast.Attribute] = []
+        stack: list[ast.AST] = [tree]
+        pop, push, extend = stack.pop, stack.append, stack.extend
+        strings = self.strings
+        while stack:
+            node = pop()
+            t = type(node)
+            if t is ast.Constant:
+                v = node.value  # type: ignore[attr-defined]
+                if isinstance(v, str):
+                    if v:
+                        strings.append((v, node.lineno))  # type: ignore[attr-defined]
+                elif isinstance(v, bytes) and v:
+                    strings.append((v.decode("latin-1"), node.lineno))  # type: ignore[attr-defined]
+                continue
+            if t is ast.Name:
+                continue
+            if t is ast.Call:
+                calls.append(node)  # type: ignore[arg-type]
+            elif t is ast.Attribute:
+                attrs.append(node)  # type: ignore[arg-type]
+            elif t is ast.Import:
+                self._add_import(node)  # type: ignore[arg-type]
+                continue
+            elif t is ast.ImportFrom:
+                self._add_import_from(node)  # type: ignore[arg-type]
+                continue
+            elif t is ast.Assign:
+                assigns.append(node)  # type: ignore[arg-type]
+            for name in _child_fields(t):
+                v = getattr(node, name, None)
+                if v.__class__ is list:
+                    extend(x for x in v if x is not None)
+                elif v is not None:
+                    push(v)
+        for stmt in tree.body:
+            if isinstance(stmt, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
+                self.function_defs.add(stmt.name)
+                if stmt.name in ("exec", "eval", "compile", "open"):
+                    self.aliases[stmt.name] = f"<local>.{stmt.name}"
+            elif (isinstance(stmt, ast.Assign) and len(stmt.targets) == 1
+                  and isinstance(stmt.targets[0], ast.Name)):
+                name = stmt.targets[0].id
+                if name in self.constants:
+                    self.constants[name] = ast.Constant(None)  # assigned twice: not a constant
+                else:
+                    self.constants[name] = stmt.value
+        # Aliases through assignment: `s = subprocess`, `x = __import__("os")`, `p = Popen(...)`
+        for a in assigns:
+            if len(a.targets) == 1 and isinstance(a.targets[0], ast.Name):
+                v = a.value
+                if isinstance(v, ast.Name | ast.Attribute):
+                    q = self.qualname(v)
+                    if q and q != a.targets[0].id:
+                        self.aliases.setdefault(a.targets[0].id, q)
+                elif isinstance(v, ast.Call):
+                    q = self.qualname(v.func)
+                    if q in ("__import__", "importlib.import_module"):
+                        mod = self.folder.fold(v.args[0]) if v.args else None
+                        if isinstance(mod, str):
+                            self.aliases.setdefault(a.targets[0].id, mod)
+                    elif q:
+                        self.aliases.setdefault(a.targets[0].id, q + "()")
+        for call in calls:
+            self.calls.append(CallSite(self.qualname(call.func), call.lineno, call))
+        for attr in attrs:
+            root = attr.value
+            while isinstance(root, ast.Attribute):
+                root = root.value
+            if isinstance(root, ast.Name) and root.id in self.aliases:
+                self.refs.add(self.qualname(attr))
+        self._index_exec_sites()
+        self._check_deadline()
+
+    def _add_import(self, node: ast.Import) -> None:
+        for a in node.names:
+            self.imports.add(a.name)
+            if a.asname:
+                self.aliases[a.asname] = a.name
+            else:
+                root = a.name.split(".", 1)[0]
+                self.aliases.setdefault(root, root)
+
+    def _add_import_from(self, node: ast.ImportFrom) -> None:
+        mod = node.module or ""
+        if mod:
+            self.imports.add(mod)
+        for a in node.names:
+            if a.name != "*":
+                full = f"{mod}.{a.name}" if mod else a.name
+                self.aliases[a.asname or a.name] = full
+                self.imports.add(full)
+
+    def _index_exec_sites(self) -> None:
+        folder = self.folder
+        for c in self.calls:
+            if c.qualname not in EXEC_SINKS or c.node is None or not c.node.args:
+                continue
+            arg = c.node.args[0]
+            inner = frozenset(
+                self.qualname(n.func) for n in ast.walk(arg) if isinstance(n, ast.Call)
+            )
+            value = folder.fold(arg)
+            payload = _to_text(value)
+            literal = isinstance(arg, ast.Constant)
+            via = folder.decoded or bool(inner & DECODER_NAMES) or _reverses(arg)
+            self.exec_sites.append(ExecSite(c.qualname, c.line, payload, via, inner, literal))
+
+    def _index_tokens(self) -> None:
+        """Fallback for sources ``ast.parse`` rejects (Python 2, broken or hostile files)."""
+        for m in re.finditer(
+            r"^[ \t]*import[ \t]+([\w.]+)(?:[ \t]+as[ \t]+(\w+))?|^[ \t]*from[ \t]+([\w.]+)"
+            r"[ \t]+import[ \t]+([\w, \t]+)", self.text, re.M
+        ):
+            if m.group(1):
+                self.imports.add(m.group(1))
+                self.aliases[m.group(2) or m.group(1).split(".")[0]] = (
+                    m.group(1) if m.group(2) else m.group(1).split(".")[0]
+                )
+            else:
+                self.imports.add(m.group(3))
+                for name in m.group(4).replace("\t", " ").split(","):
+                    parts = name.split()
+                    if parts:
+                        self.aliases[parts[-1]] = f"{m.group(3)}.{parts[0]}"
+        chain: list[str] = []
+        chain_line = 0
+        prev_dot = False
+        try:
+            for tok in tokenize.generate_tokens(io.StringIO(self.text).readline):
+                if tok.type == tokenize.STRING:
+                    s = _literal_string(tok.string)
+                    if s:
+                        self.strings.append((s, tok.start[0]))
+                    chain = []
+                elif tok.type == tokenize.NAME:
+                    if prev_dot and chain:
+                        chain.append(tok.string)
+                    else:
+                        chain = [tok.string]
+                        chain_line = tok.start[0]
+                    prev_dot = False
+                elif tok.type == tokenize.OP and tok.string == "." and chain:
+                    prev_dot = True
+                elif tok.type == tokenize.OP and tok.string == "(" and chain:
+                    head = self.aliases.get(chain[0], chain[0])
+                    self.calls.append(CallSite(".".join([head, *chain[1:]]), chain_line))
+                    chain = []
+                    prev_dot = False
+                else:
+                    chain = []
+                    prev_dot = False
+        except (tokenize.TokenError, IndentationError, SyntaxError, ValueError):
+            pass
+        for c in self.calls:
+            if c.qualname in EXEC_SINKS:
+                self.exec_sites.append(ExecSite(c.qualname, c.line, None, False, frozenset(),
+                                                False))
+
+    def _check_deadline(self) -> None:
+        if time.monotonic() > self.deadline:
+            raise ScanBudgetExceeded("time budget exceeded")
+
+    # -- resolving -----------------------------------------------------------------------
+    @cached_property
+    def folder(self) -> Folder:
+        return Folder(self.qualname, self.constants, limit=self.limits.max_decoded_bytes)
+
+    def qualname(self, node: ast.expr) -> str:
+        """The dotted name a callee resolves to, or "" when it cannot be known statically."""
+        parts: list[str] = []
+        while isinstance(node, ast.Attribute):
+            parts.append(node.attr)
+            node = node.value
+        if isinstance(node, ast.Name):
+            head = self.aliases.get(node.id, node.id)
+        elif isinstance(node, ast.Call):
+            head = self._call_result_name(node)
+        else:
+            return ""
+        if not head:
+            return ""
+        parts.append(head)
+        return ".".join(reversed(parts))
+
+    def _call_result_name(self, call: ast.Call) -> str:
+        func = self.qualname(call.func)
+        if func in ("__import__", "importlib.import_module") and call.args:
+            mod = self.folder.fold(call.args[0])
+            return mod if isinstance(mod, str) else ""
+        if func == "getattr" and len(call.args) >= 2:
+            obj = call.args[0]
+            base = self.qualname(obj) if isinstance(obj, ast.expr) else ""
+            name = self.folder.fold(call.args[1])
+            if isinstance(name, str) and base:
+                return f"{base}.{name}"
+            if isinstance(name, str) and name in ("exec", "eval", "system", "popen"):
+                return name
+            return ""
+        return f"{func}()" if func else ""
+
+    # -- decoding ------------------------------------------------------------------------
+    def _decode_payloads(self) -> None:
+        seen: set[str] = set()
+        for site in self.exec_sites:
+            if site.payload and site.payload not in seen and not site.literal:
+                seen.add(site.payload)
+                self._add_child(site.payload, site.line)
+        blobs = 0
+        for s, line in self.strings:
+            if len(s) < 120 or s in seen or not _BLOB_RE.match(s[:4096]):
+                continue
+            blobs += 1
+            if blobs > _MAX_BLOBS_PER_FILE:
+                break
+            decoded = decode_blob(s, self.limits.max_decoded_bytes)
+            if decoded and decoded not in seen and _maybe_python(decoded):
+                seen.add(decoded)
+                self._add_child(decoded, line)
+
+    def _add_child(self, text: str, line: int) -> None:
+        self._check_deadline()
+        child = FileContext(
+            self.path, self.rel, text, self.trigger, self.limits, self.depth + 1,
+            origin_line=line, parent=self, deadline=self.deadline,
+        )
+        if child.calls or child.imports:
+            self.children.append(child)
+
+    # -- queries for rules ----------------------------------------------------------------
+    def walk(self) -> Iterator[FileContext]:
+        """This context and every decoded payload below it."""
+        yield self
+        for c in self.children:
+            yield from c.walk()
+
+    def report_line(self, line: int) -> int:
+        """The line in the real file where something at ``line`` of this context came from."""
+        ctx: FileContext = self
+        while ctx.parent is not None:
+            line = ctx.origin_line
+            ctx = ctx.parent
+        return line
+
+    @cached_property
+    def lines(self) -> list[str]:
+        return self.text.splitlines()
+
+    def line_text(self, line: int) -> str:
+        if 1 <= line <= len(self.lines):
+            return self.lines[line - 1].strip()
+        return ""
+
+    def calls_matching(self, *names: str) -> Iterator[CallSite]:
+        """Calls whose qualified name equals one of ``names`` or starts with one ending in '.'."""
+        exact = {n for n in names if not n.endswith(".")}
+        prefixes = tuple(n for n in names if n.endswith("."))
+        for c in self.calls:
+            if c.qualname in exact or (prefixes and c.qualname.startswith(prefixes)):
+                yield c
+
+    def has(self, cap: Cap) -> bool:
+        return cap in self.caps
+
+    def const_args(self, call: CallSite) -> list[Value]:
+        """Folded values of a call's positional and keyword arguments (None where unknown)."""
+        if call.node is None:
+            return []
+        nodes = [*call.node.args, *(k.value for k in call.node.keywords)]
+        return [self.folder.fold(n) for n in nodes]
+
+    @cached_property
+    def string_blob(self) -> tuple[str, list[int], list[int]]:
+        """String literals joined by newlines, with start offsets and lines, for regexes
+        (long encoded blobs left out)."""
+        offsets: list[int] = []
+        lines: list[int] = []
+        parts: list[str] = []
+        pos = 0
+        for s, line in self.strings:
+            if len(s) > 512 and _ENCODED_RE.fullmatch(s):
+                continue  # encoded blobs hold no readable indicators (decoded ones are children)
+            offsets.append(pos)
+            lines.append(line)
+            parts.append(s)
+            pos += len(s) + 1
+        return "\n".join(parts), offsets, lines
+
+    @cached_property
+    def string_blob_lower(self) -> str:
+        return self.string_blob[0].lower()
+
+
+def _to_text(value: Value) -> str | None:
+    if isinstance(value, bytes):
+        return value.decode("utf-8", "replace")
+    if isinstance(value, str):
+        return value
+    return None
+
+
+def _reverses(node: ast.expr) -> bool:
+    for n in ast.walk(node):
+        if (isinstance(n, ast.Subscript) and isinstance(n.slice, ast.Slice)
+                and isinstance(n.slice.step, ast.UnaryOp)):
+            return True
+    return False
+
+
+def _maybe_python(text: str) -> bool:
+    """Cheap test before parsing decoded text as Python."""
+    return "\x00" not in text[:2048] and bool(
+        re.search(r"\b(?:import|exec|eval|def|print|os\.)\b|\w\(", text[:65536])
+    )
+
+
+def decode_blob(s: str, limit: int) -> str | None:
+    """Statically decode a long encoded literal (base64/hex, optionally compressed, maybe
+    reversed) to text; ``None`` when it is not such a blob."""
+    import base64
+    import binascii
+    import bz2
+    import lzma
+    import zlib
+
+    compact = "".join(s.split())
+    candidates = [compact, compact[::-1]]
+    for cand in candidates:
+        raw: bytes | None = None
+        try:
+            if re.fullmatch(r"(?:[0-9a-fA-F]{2})+", cand):
+                raw = binascii.unhexlify(cand)
+            else:
+                padded = cand + "=" * (-len(cand) % 4)
+                alt = b"-_" if ("-" in cand or "_" in cand) else None
+                raw = base64.b64decode(padded, altchars=alt, validate=True)
+        except (binascii.Error, ValueError):
+            continue
+        for _ in range(3):  # peel compression layers
+            try:
+                if raw[:2] in (b"x\x9c", b"x\xda", b"x\x01", b"x^"):
+                    d = zlib.decompressobj()
+                    raw = d.decompress(raw, limit)
+                elif raw[:2] == b"\x1f\x8b":
+                    raw = zlib.decompressobj(16 + zlib.MAX_WBITS).decompress(raw, limit)
+                elif raw[:3] == b"BZh":
+                    raw = bz2.BZ2Decompressor().decompress(raw, limit)
+                elif raw[:6] == b"\xfd7zXZ\x00":
+                    raw = lzma.LZMADecompressor().decompress(raw, limit)
+                else:
+                    break
+            except (zlib.error, OSError, lzma.LZMAError, EOFError, ValueError):
+                return None
+        try:
+            return raw.decode("utf-8")
+        except UnicodeDecodeError:
+            continue
+    return None
+
+
+@dataclass
+class PackageContext:
+    """Everything rules see about one package."""
+
+    archive: Archive
+    info: PackageInfo
+    files: list[FileContext] = field(default_factory=list)  # Python sources
+    scripts: list[tuple[Member, str]] = field(default_factory=list)  # shell/batch/js text
+    skips: list[Skip] = field(default_factory=list)
+    setup_kwargs: dict[str, ast.expr] = field(default_factory=dict)
+    cmdclass: dict[str, str] = field(default_factory=dict)  # command -> class name
+
+    def all_files(self) -> Iterator[FileContext]:
+        for f in self.files:
+            yield from f.walk()
+
+    @cached_property
+    def caps(self) -> dict[Cap, list[FileContext]]:
+        out: dict[Cap, list[FileContext]] = {}
+        for f in self.all_files():
+            for cap in f.caps:
+                out.setdefault(cap, []).append(f)
+        return out
+
+    def member(self, rel: str) -> Member | None:
+        for m in self.archive.members:
+            if m.rel == rel:
+                return m
+        return None

@@ -1,0 +1,452 @@
+"""Read package archives as bytes in memory, never extracting or executing anything.
+
+Every archive is hostile input. The reader enforces the :class:`~pkgvet.config.Limits`
+(member count, single-member and total uncompressed size, compression ratio, nesting) and
+refuses to follow links or read devices. Unsafe members become :class:`~pkgvet.models.Skip`
+records and archive-level anomalies; only a broken limit or an unreadable archive raises.
+"""
+
+from __future__ import annotations
+
+import bz2
+import gzip
+import io
+import lzma
+import os
+import stat
+import tarfile
+import zipfile
+import zlib
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+
+from pkgvet.config import Limits
+from pkgvet.errors import ArchiveError, UnsafeArchiveError
+from pkgvet.models import Skip
+
+ARCHIVE_SUFFIXES = (".tar.gz", ".tgz", ".tar.bz2", ".tbz2", ".tar.xz", ".tar", ".zip", ".whl", ".egg")
+_ZIP_MAGIC = b"PK\x03\x04"
+_GZIP_MAGIC = b"\x1f\x8b"
+_BZ2_MAGIC = b"BZh"
+_XZ_MAGIC = b"\xfd7zXZ\x00"
+# Compression ratios are only checked past this size: tiny files of zeros compress well.
+_RATIO_FLOOR = 1024 * 1024
+
+
+@dataclass(slots=True)
+class Member:
+    """One regular file of a package, with its uncompressed bytes."""
+
+    path: str  # as stored in the archive (display form, always valid text)
+    data: bytes
+    rel: str = ""  # path below the package root (sdist top folder stripped)
+
+    @property
+    def size(self) -> int:
+        return len(self.data)
+
+
+@dataclass(slots=True)
+class Archive:
+    """The readable content of one artifact."""
+
+    kind: str  # sdist, wheel, egg, zip, directory, file
+    members: list[Member] = field(default_factory=list)
+    skips: list[Skip] = field(default_factory=list)
+    anomalies: list[Skip] = field(default_factory=list)  # suspicious structure, e.g. traversal
+    filename: str = ""
+
+    @property
+    def total_bytes(self) -> int:
+        return sum(m.size for m in self.members)
+
+
+def is_archive_name(name: str) -> bool:
+    return name.lower().endswith(ARCHIVE_SUFFIXES)
+
+
+def kind_of(filename: str) -> str:
+    low = filename.lower()
+    if low.endswith(".whl"):
+        return "wheel"
+    if low.endswith(".egg"):
+        return "egg"
+    if low.endswith(".zip"):
+        return "zip"
+    return "sdist"
+
+
+def _display(name: str) -> str:
+    """A member name as safe text: undecodable bytes replaced, control characters escaped."""
+    raw = name.encode("utf-8", "surrogateescape")
+    text = raw.decode("utf-8", "replace")
+    return "".join(c if c.isprintable() else f"\\x{ord(c):02x}" for c in text)
+
+
+def _unsafe_path_reason(name: str) -> str | None:
+    if name.startswith(("/", "\\")) or (len(name) > 1 and name[1] == ":"):
+        return "absolute path"
+    parts = PurePosixPath(name.replace("\\", "/")).parts
+    if ".." in parts:
+        return "path traversal ('..')"
+    return None
+
+
+class _Budget:
+    """Counts members and bytes across one archive and the archives nested in it."""
+
+    def __init__(self, limits: Limits) -> None:
+        self.limits = limits
+        self.members = 0
+        self.bytes = 0
+
+    def add_member(self) -> None:
+        self.members += 1
+        if self.members > self.limits.max_members:
+            raise UnsafeArchiveError(
+                f"more than {self.limits.max_members} members: refusing (possible archive bomb)"
+            )
+
+    def add_bytes(self, n: int) -> None:
+        self.bytes += n
+        if self.bytes > self.limits.max_total_bytes:
+            raise UnsafeArchiveError(
+                f"uncompressed content exceeds {self.limits.max_total_bytes} bytes: refusing"
+                " (possible decompression bomb)"
+            )
+
+
+def read_archive(
+    data: bytes, filename: str, limits: Limits, password: bytes | None = b"infected"
+) -> Archive:
+    """Read an archive given as bytes. Raises :class:`ArchiveError` if nothing can be read."""
+    if len(data) > limits.max_archive_bytes:
+        raise UnsafeArchiveError(
+            f"archive is {len(data)} bytes, over the {limits.max_archive_bytes}-byte limit"
+        )
+    archive = Archive(kind=kind_of(filename), filename=filename)
+    budget = _Budget(limits)
+    _read_into(archive, data, filename, "", budget, password, depth=0)
+    _assign_rel_paths(archive, _unwrap_single_archive(archive))
+    return archive
+
+
+def _read_into(
+    archive: Archive,
+    data: bytes,
+    filename: str,
+    prefix: str,
+    budget: _Budget,
+    password: bytes | None,
+    depth: int,
+) -> None:
+    if data.startswith(_ZIP_MAGIC) or (data[:4] == b"PK\x05\x06"):
+        _read_zip(archive, data, prefix, budget, password, depth)
+    elif data.startswith((_GZIP_MAGIC, _BZ2_MAGIC, _XZ_MAGIC)) or _looks_like_tar(data):
+        _read_tar(archive, data, prefix, budget, password, depth)
+    else:
+        raise ArchiveError(f"{filename}: not a zip or tar archive (unknown format)")
+
+
+def _looks_like_tar(data: bytes) -> bool:
+    return len(data) >= 512 and data[257:262] == b"ustar"
+
+
+def _add_member(
+    archive: Archive,
+    name: str,
+    payload: bytes,
+    prefix: str,
+    budget: _Budget,
+    password: bytes | None,
+    depth: int,
+) -> None:
+    path = prefix + _display(name)
+    if depth < budget.limits.max_nesting and is_archive_name(name) and payload:
+        nested = prefix + _display(name) + "!"
+        try:
+            _read_into(archive, payload, name, nested, budget, password, depth + 1)
+        except UnsafeArchiveError:
+            raise
+        except ArchiveError as exc:
+            archive.skips.append(Skip(path, f"nested archive unreadable: {exc}"))
+        # Keep the nested archive itself too, so file-level rules see it.
+    archive.members.append(Member(path=path, data=payload))
+
+
+def _check_ratio(size: int, compressed: int, limits: Limits) -> bool:
+    return size > _RATIO_FLOOR and size > limits.max_ratio * max(compressed, 1)
+
+
+def _read_zip(
+    archive: Archive,
+    data: bytes,
+    prefix: str,
+    budget: _Budget,
+    password: bytes | None,
+    depth: int,
+) -> None:
+    limits = budget.limits
+    try:
+        zf = zipfile.ZipFile(io.BytesIO(data))
+        infos = zf.infolist()
+    except (zipfile.BadZipFile, OSError, ValueError, EOFError, NotImplementedError) as exc:
+        raise ArchiveError(f"corrupt or truncated zip: {exc}") from exc
+    if len(infos) > limits.max_members:
+        raise UnsafeArchiveError(f"zip declares {len(infos)} members, over {limits.max_members}")
+    for info in infos:
+        name = info.filename
+        if info.is_dir():
+            continue
+        budget.add_member()
+        shown = prefix + _display(name)
+        if reason := _unsafe_path_reason(name):
+            archive.anomalies.append(Skip(shown, reason))
+            archive.skips.append(Skip(shown, f"not read: {reason}"))
+            continue
+        mode = (info.external_attr >> 16) & 0o170000
+        if mode == stat.S_IFLNK:
+            archive.anomalies.append(Skip(shown, "symbolic link"))
+            archive.skips.append(Skip(shown, "not followed: symbolic link"))
+            continue
+        if mode and mode not in (stat.S_IFREG,):
+            archive.skips.append(Skip(shown, "not read: not a regular file"))
+            continue
+        if info.file_size > limits.max_member_bytes:
+            archive.skips.append(
+                Skip(shown, f"not read: {info.file_size} bytes, over the member limit")
+            )
+            continue
+        if _check_ratio(info.file_size, info.compress_size, limits):
+            raise UnsafeArchiveError(
+                f"{shown}: compression ratio over {limits.max_ratio:g} (possible zip bomb)"
+            )
+        if info.compress_type == 99:  # WinZip AES
+            payload = _read_aes_member(data, info, password, limits)
+        else:
+            try:
+                with zf.open(info, pwd=password if info.flag_bits & 0x1 else None) as fh:
+                    payload = fh.read(limits.max_member_bytes + 1)
+            except RuntimeError as exc:  # bad password
+                raise ArchiveError(f"{shown}: encrypted and the password does not fit") from exc
+            except (zipfile.BadZipFile, OSError, EOFError, zlib.error, NotImplementedError,
+                    lzma.LZMAError, ValueError) as exc:
+                archive.skips.append(Skip(shown, f"not read: corrupt member ({exc})"))
+                continue
+        if len(payload) > limits.max_member_bytes:
+            raise UnsafeArchiveError(f"{shown}: inflates past its declared size (zip bomb)")
+        budget.add_bytes(len(payload))
+        _add_member(archive, name, payload, prefix, budget, password, depth)
+
+
+def _read_aes_member(
+    data: bytes, info: zipfile.ZipInfo, password: bytes | None, limits: Limits
+) -> bytes:
+    try:
+        import pyzipper
+    except ImportError as exc:
+        raise ArchiveError(
+            f"{info.filename}: AES-encrypted zip; install the 'aes' extra (pyzipper) to read it"
+        ) from exc
+    try:
+        with pyzipper.AESZipFile(io.BytesIO(data)) as zf, zf.open(info.filename, pwd=password) as fh:
+            payload: bytes = fh.read(limits.max_member_bytes + 1)
+    except RuntimeError as exc:
+        raise ArchiveError(f"{info.filename}: encrypted and the password does not fit") from exc
+    return payload
+
+
+def _open_tar(data: bytes, limits: Limits) -> tarfile.TarFile:
+    """Open a tar stream whose decompressed size is capped (a gzip bomb stops early)."""
+    raw: io.BufferedIOBase
+    if data.startswith(_GZIP_MAGIC):
+        raw = gzip.GzipFile(fileobj=io.BytesIO(data))  # type: ignore[assignment]
+    elif data.startswith(_BZ2_MAGIC):
+        raw = bz2.BZ2File(io.BytesIO(data))  # type: ignore[assignment]
+    elif data.startswith(_XZ_MAGIC):
+        raw = lzma.LZMAFile(io.BytesIO(data))  # type: ignore[assignment]
+    else:
+        raw = io.BytesIO(data)  # type: ignore[assignment]
+    capped = _CappedReader(raw, limits.max_total_bytes + 1024 * 1024, len(data), limits.max_ratio)
+    return tarfile.open(fileobj=capped, mode="r|")  # type: ignore[call-overload,no-any-return]
+
+
+class _CappedReader(io.RawIOBase):
+    """A file object that refuses to yield more than ``cap`` decompressed bytes."""
+
+    def __init__(self, inner: io.BufferedIOBase, cap: int, compressed: int, ratio: float) -> None:
+        self.inner = inner
+        self.cap = cap
+        self.compressed = compressed
+        self.ratio = ratio
+        self.count = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def read(self, size: int = -1) -> bytes:
+        chunk = self.inner.read(size)
+        self.count += len(chunk)
+        if self.count > self.cap:
+            raise UnsafeArchiveError("decompressed stream exceeds the total size limit (bomb)")
+        if self.count > _RATIO_FLOOR * 8 and self.count > self.ratio * self.compressed:
+            raise UnsafeArchiveError(
+                f"compression ratio over {self.ratio:g} (possible decompression bomb)"
+            )
+        return chunk
+
+    def readinto(self, b: bytearray) -> int:  # type: ignore[override]
+        chunk = self.read(len(b))
+        b[: len(chunk)] = chunk
+        return len(chunk)
+
+
+_TAR_ERRORS = (tarfile.TarError, EOFError, OSError, zlib.error, lzma.LZMAError, ValueError)
+
+
+def _read_tar(
+    archive: Archive,
+    data: bytes,
+    prefix: str,
+    budget: _Budget,
+    password: bytes | None,
+    depth: int,
+) -> None:
+    limits = budget.limits
+    try:
+        tf = _open_tar(data, limits)
+    except UnsafeArchiveError:
+        raise
+    except _TAR_ERRORS as exc:
+        raise ArchiveError(f"corrupt or truncated tar: {exc}") from exc
+    read_any = False
+    try:
+        for info in _iter_tar(tf):
+            read_any = True
+            if info.isdir():
+                continue
+            budget.add_member()
+            name = info.name
+            shown = prefix + _display(name)
+            if reason := _unsafe_path_reason(name):
+                archive.anomalies.append(Skip(shown, reason))
+                archive.skips.append(Skip(shown, f"not read: {reason}"))
+                continue
+            if info.issym() or info.islnk():
+                kind = "symbolic link" if info.issym() else "hard link"
+                archive.anomalies.append(Skip(shown, f"{kind} to {_display(info.linkname)}"))
+                archive.skips.append(Skip(shown, f"not followed: {kind}"))
+                continue
+            if not info.isfile():
+                archive.skips.append(Skip(shown, "not read: device, fifo or special member"))
+                continue
+            if info.size > limits.max_member_bytes:
+                archive.skips.append(
+                    Skip(shown, f"not read: {info.size} bytes, over the member limit")
+                )
+                continue
+            fh = tf.extractfile(info)
+            payload = fh.read() if fh is not None else b""
+            budget.add_bytes(len(payload))
+            _add_member(archive, name, payload, prefix, budget, password, depth)
+    except UnsafeArchiveError:
+        raise
+    except _TAR_ERRORS as exc:
+        if not read_any and not archive.members:
+            raise ArchiveError(f"corrupt or truncated tar: {exc}") from exc
+        archive.skips.append(
+            Skip(prefix or archive.filename, f"archive truncated or corrupt after "
+                 f"{len(archive.members)} members ({exc}); partial analysis")
+        )
+
+
+def _iter_tar(tf: tarfile.TarFile) -> Iterator[tarfile.TarInfo]:
+    while True:
+        info = tf.next()
+        if info is None:
+            return
+        yield info
+
+
+def _unwrap_single_archive(archive: Archive) -> str:
+    """A zip holding exactly one archive (the malware-dataset convention) is that archive.
+
+    Returns the path prefix of the wrapped members ("" when nothing was unwrapped)."""
+    if archive.kind != "zip":
+        return ""
+    top = [m for m in archive.members if "!" not in m.path]
+    if len(top) != 1 or not is_archive_name(top[0].path):
+        return ""
+    inner = top[0]
+    archive.kind = kind_of(inner.path)
+    archive.filename = inner.path
+    archive.members = [m for m in archive.members if m is not inner]
+    return inner.path + "!"
+
+
+def _assign_rel_paths(archive: Archive, wrapper: str) -> None:
+    """Package-relative paths: the wrapper prefix and an sdist's single top folder stripped.
+
+    Members of archives nested inside the package keep their ``outer!inner`` form, so they
+    are never mistaken for the package's own ``setup.py`` or ``__init__.py``."""
+    for m in archive.members:
+        m.rel = m.path[len(wrapper):] if wrapper and m.path.startswith(wrapper) else m.path
+    own = [m for m in archive.members if "!" not in m.rel]
+    roots = {m.rel.split("/", 1)[0] for m in own}
+    if archive.kind in ("sdist", "zip", "directory") and len(roots) == 1 and all(
+        "/" in m.rel for m in own
+    ):
+        root = roots.pop() + "/"
+        for m in archive.members:
+            if m.rel.startswith(root):
+                m.rel = m.rel[len(root):]
+
+
+def read_directory(root: Path, limits: Limits) -> Archive:
+    """Read an unpacked package directory, never following symbolic links."""
+    archive = Archive(kind="directory", filename=str(root))
+    budget = _Budget(limits)
+    stack = [root]
+    while stack:
+        current = stack.pop()
+        try:
+            entries = sorted(os.scandir(current), key=lambda e: e.name)
+        except OSError as exc:
+            archive.skips.append(Skip(str(current), f"not read: {exc.strerror}"))
+            continue
+        for entry in entries:
+            rel = os.path.relpath(entry.path, root).replace(os.sep, "/")
+            if entry.is_symlink():
+                archive.anomalies.append(Skip(rel, "symbolic link"))
+                archive.skips.append(Skip(rel, "not followed: symbolic link"))
+                continue
+            if entry.is_dir(follow_symlinks=False):
+                if entry.name not in (".git", "__pycache__", ".tox", ".venv", "node_modules"):
+                    stack.append(Path(entry.path))
+                continue
+            if not entry.is_file(follow_symlinks=False):
+                archive.skips.append(Skip(rel, "not read: not a regular file"))
+                continue
+            budget.add_member()
+            size = entry.stat(follow_symlinks=False).st_size
+            if size > limits.max_member_bytes:
+                archive.skips.append(Skip(rel, f"not read: {size} bytes, over the member limit"))
+                continue
+            try:
+                payload = Path(entry.path).read_bytes()
+            except OSError as exc:
+                archive.skips.append(Skip(rel, f"not read: {exc.strerror}"))
+                continue
+            budget.add_bytes(len(payload))
+            archive.members.append(Member(path=_display(rel), data=payload))
+    _assign_rel_paths(archive, "")
+    return archive
+
+
+def read_single_file(path: Path, limits: Limits) -> Archive:
+    """A lone source file (e.g. a setup.py) is a one-member package."""
+    data = path.read_bytes()
+    if len(data) > limits.max_member_bytes:
+        raise UnsafeArchiveError(f"{path.name}: {len(data)} bytes, over the member limit")
+    return Archive(kind="file", members=[Member(path.name, data, path.name)], filename=path.name)

@@ -1,0 +1,125 @@
+"""``pkgvet scan``: scan archives, directories and dataset trees."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterator
+from contextlib import ExitStack
+from pathlib import Path
+from typing import TextIO
+
+import click
+
+from pkgvet.config import Limits, ScanConfig
+from pkgvet.errors import SourceError
+from pkgvet.models import ScanResult, Severity
+from pkgvet.pipeline import iter_targets, scan_target
+from pkgvet.report.base import FORMATS, get_format
+
+_SEVERITIES = [s.value for s in Severity]
+
+
+def _split(values: tuple[str, ...]) -> frozenset[str]:
+    return frozenset(v.strip().upper() for item in values for v in item.split(",") if v.strip())
+
+
+@click.command("scan")
+@click.argument("targets", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option("-f", "--format", "fmt", default="auto", show_default=True,
+              type=click.Choice(["auto", "text", "summary", "json", "jsonl"]),
+              help="Report format; auto is text for one package, summary for many.")
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path),
+              help="Write the report to this file instead of standard output.")
+@click.option("--fail-on", default="high", show_default=True, type=click.Choice(_SEVERITIES),
+              help="Exit 1 when a finding of this severity or worse is found.")
+@click.option("--min-severity", default="low", show_default=True,
+              type=click.Choice(_SEVERITIES), help="Hide findings below this severity.")
+@click.option("--select", multiple=True, metavar="RULES",
+              help="Only these rule ids or prefixes (comma-separated, repeatable).")
+@click.option("--ignore", multiple=True, metavar="RULES",
+              help="Skip these rule ids or prefixes (comma-separated, repeatable).")
+@click.option("--password", default="infected", show_default=True,
+              help="Password for encrypted zips (the malware-dataset convention).")
+@click.option("--time-budget", default=30.0, show_default=True, type=float,
+              help="Seconds allowed per package before it is reported as an error.")
+@click.option("--progress/--no-progress", default=None,
+              help="Progress bar on standard error (default: when it is a terminal and "
+                   "several packages are scanned).")
+def scan_command(targets: tuple[Path, ...], fmt: str, output: Path | None, fail_on: str,
+                 min_severity: str, select: tuple[str, ...], ignore: tuple[str, ...],
+                 password: str, time_budget: float, progress: bool | None) -> None:
+    """Scan package archives, unpacked packages, or trees of many packages.
+
+    TARGETS are .tar.gz/.zip/.whl/.egg files, unpacked package directories, single source
+    files, or directories holding many packages (such as the name/version/file layout of the
+    pypi-malregistry dataset): one result per package.
+    """
+    config = ScanConfig(
+        limits=Limits(time_budget_s=time_budget),
+        select=_split(select),
+        ignore=_split(ignore),
+        password=password.encode(),
+        min_severity=Severity(min_severity),
+    )
+    try:
+        paths = [p for t in targets for p in iter_targets(t)]
+    except SourceError as exc:
+        raise click.ClickException(exc.diagnostics()) from exc
+    if not paths:
+        raise click.ClickException("no packages found in the given targets")
+    name = fmt if fmt != "auto" else ("text" if len(paths) == 1 else "summary")
+    formatter = get_format(name)
+    show_progress = progress if progress is not None else (sys.stderr.isatty() and len(paths) > 1)
+    results: list[ScanResult] = []
+    with ExitStack() as stack:
+        out: TextIO = (stack.enter_context(output.open("w", encoding="utf-8")) if output
+                       else sys.stdout)
+        for result in _run(paths, config, show_progress):
+            if formatter.streaming and name != "text" or (name == "text" and len(paths) == 1):
+                formatter.write_result(result, out)
+            results.append(result)
+        if not formatter.streaming:
+            formatter.write_all(results, out)
+        elif name == "text" and len(paths) > 1:
+            formatter.write_all(results, out)
+        elif name == "summary":
+            from pkgvet.report.text import _console, summary_table
+
+            summary_table(results, _console(out))
+    sys.exit(exit_code(results, Severity(fail_on)))
+
+
+def _run(paths: list[Path], config: ScanConfig, show: bool) -> Iterator[ScanResult]:
+    if not show:
+        for p in paths:
+            yield scan_target(p, config)
+        return
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeRemainingColumn,
+    )
+
+    columns = (TextColumn("scanning"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+               TextColumn("{task.fields[flagged]} flagged"))
+    with Progress(*columns, transient=True) as bar:
+        task = bar.add_task("scan", total=len(paths), flagged=0)
+        flagged = 0
+        for p in paths:
+            r = scan_target(p, config)
+            flagged += r.verdict.value == "malicious"
+            bar.update(task, advance=1, flagged=flagged)
+            yield r
+
+
+def exit_code(results: list[ScanResult], fail_on: Severity) -> int:
+    if any(r.error for r in results):
+        return 2
+    if any(r.max_severity is not None and r.max_severity >= fail_on for r in results):
+        return 1
+    return 0
+
+
+__all__ = ["FORMATS", "exit_code", "scan_command"]

@@ -1,0 +1,167 @@
+"""The one scan pipeline: source → archive reader → package context → rules → verdict.
+
+CLI, service and batch jobs are thin shells over :func:`scan_path` / :func:`scan_bytes`.
+Nothing here executes package code; a package that cannot be read becomes a result with an
+``error``, and the scan of other packages goes on.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+from pkgvet.analysis.builder import build_context
+from pkgvet.archive import (
+    Archive,
+    is_archive_name,
+    kind_of,
+    read_archive,
+    read_directory,
+    read_single_file,
+)
+from pkgvet.config import ScanConfig
+from pkgvet.errors import ArchiveError, PkgvetError, ScanBudgetExceeded, SourceError
+from pkgvet.models import Finding, ScanResult, Skip
+from pkgvet.rules.registry import select_rules
+from pkgvet.scoring import apply_verdict
+
+_PACKAGE_MARKERS = ("setup.py", "pyproject.toml", "setup.cfg", "PKG-INFO")
+
+
+def scan_bytes(data: bytes, filename: str, config: ScanConfig | None = None,
+               target: str | None = None) -> ScanResult:
+    """Scan one archive given as bytes."""
+    config = config or ScanConfig()
+    start = time.monotonic()
+    result = ScanResult(target=target or filename, kind=kind_of(filename),
+                        sha256=hashlib.sha256(data).hexdigest(), size=len(data))
+    try:
+        archive = read_archive(data, filename, config.limits, config.password)
+    except ArchiveError as exc:
+        result.error = exc.diagnostics()
+        apply_verdict(result)
+        result.duration_s = time.monotonic() - start
+        return result
+    return _analyse(archive, result, config, start)
+
+
+def scan_archive(archive: Archive, result: ScanResult, config: ScanConfig) -> ScanResult:
+    return _analyse(archive, result, config, time.monotonic())
+
+
+def _analyse(archive: Archive, result: ScanResult, config: ScanConfig,
+             start: float) -> ScanResult:
+    result.kind = archive.kind
+    deadline = start + config.limits.time_budget_s
+    try:
+        pkg = build_context(archive, config.limits, deadline)
+    except ScanBudgetExceeded:
+        result.error = (f"time budget of {config.limits.time_budget_s:g}s exceeded while "
+                        "parsing; not analysed")
+        result.skips = list(archive.skips)
+        apply_verdict(result)
+        result.duration_s = time.monotonic() - start
+        return result
+    result.package = pkg.info
+    result.skips = pkg.skips
+    findings: list[Finding] = []
+    for r in select_rules(config.select, config.ignore):
+        if time.monotonic() > deadline:
+            result.skips.append(Skip("*", f"time budget exceeded before rule {r.meta.id}"))
+            break
+        try:
+            findings.extend(r.run(pkg))
+        except (RecursionError, MemoryError, ValueError, TypeError, AttributeError,
+                KeyError, IndexError) as exc:  # a rule bug must not lose the package
+            result.skips.append(Skip("*", f"rule {r.meta.id} failed: {type(exc).__name__}"))
+    result.findings = sorted(
+        (f for f in findings if f.severity >= config.min_severity),
+        key=lambda f: (-f.severity.rank, f.path, f.line, f.rule_id),
+    )
+    result.stats = {
+        "files": len(archive.members),
+        "python_files": len(pkg.files),
+        "bytes": archive.total_bytes,
+        "decoded_payloads": sum(1 for f in pkg.all_files() if f.depth),
+    }
+    apply_verdict(result)
+    result.duration_s = time.monotonic() - start
+    return result
+
+
+def scan_target(path: Path, config: ScanConfig | None = None) -> ScanResult:
+    """Scan one target: an archive file, a lone source file or an unpacked directory."""
+    config = config or ScanConfig()
+    start = time.monotonic()
+    target = str(path)
+    try:
+        if path.is_dir():
+            archive = read_directory(path, config.limits)
+            result = ScanResult(target=target, kind="directory")
+            return _analyse(archive, result, config, start)
+        size = path.stat().st_size
+        if size > config.limits.max_archive_bytes:
+            raise ArchiveError(f"{size} bytes, over the {config.limits.max_archive_bytes}-byte"
+                               " archive limit")
+        if is_archive_name(path.name) or _sniff_archive(path):
+            return scan_bytes(path.read_bytes(), path.name, config, target=target)
+        archive = read_single_file(path, config.limits)
+        return _analyse(archive, ScanResult(target=target, kind="file"), config, start)
+    except (PkgvetError, OSError) as exc:
+        msg = exc.diagnostics() if isinstance(exc, PkgvetError) else f"cannot read: {exc}"
+        result = ScanResult(target=target, kind=kind_of(path.name), error=msg)
+        apply_verdict(result)
+        result.duration_s = time.monotonic() - start
+        return result
+
+
+def _sniff_archive(path: Path) -> bool:
+    with path.open("rb") as fh:
+        head = fh.read(4)
+    return head.startswith((b"PK\x03\x04", b"\x1f\x8b", b"BZh"))
+
+
+def iter_targets(root: Path) -> Iterator[Path]:
+    """Packages below ``root``: the archive files, and directories that are unpacked packages
+    (those holding setup.py/pyproject.toml/setup.cfg/PKG-INFO, or only loose sources).
+
+    This covers the ``name/version/file`` layout of the malregistry dataset, where a version
+    directory holds an archive, an unpacked sdist, or a lone setup.py."""
+    if not root.exists():
+        raise SourceError(f"{root}: no such file or directory")
+    if not root.is_dir():
+        yield root
+        return
+    stack = [root]
+    while stack:
+        d = stack.pop()
+        try:
+            entries = sorted(os.scandir(d), key=lambda e: e.name, reverse=True)
+        except OSError:
+            continue
+        names = {e.name for e in entries}
+        if d != root and names & set(_PACKAGE_MARKERS):
+            yield d
+            continue
+        files = [e for e in entries if e.is_file(follow_symlinks=False)]
+        dirs = [e for e in entries if e.is_dir(follow_symlinks=False)]
+        archives = [e for e in files if is_archive_name(e.name)]
+        if d != root and not archives and not dirs and any(e.name.endswith(".py") for e in files):
+            yield d
+            continue
+        for e in archives:
+            yield Path(e.path)
+        stack.extend(Path(e.path) for e in dirs)
+
+
+def scan_path(root: Path | str, config: ScanConfig | None = None) -> Iterator[ScanResult]:
+    """Scan a file, a package directory, or a tree of many packages, one result each."""
+    root = Path(root)
+    if root.is_dir() and (set(os.listdir(root)) & set(_PACKAGE_MARKERS)):
+        yield scan_target(root, config)
+        return
+    for target in iter_targets(root):
+        yield scan_target(target, config)

@@ -1,0 +1,1 @@
+"""Report formats, in a registry keyed by name (``--format``)."""

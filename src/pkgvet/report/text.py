@@ -1,0 +1,117 @@
+"""Human report (rich): verdict, score, categories, trigger, findings by severity with the code
+line and the decoded payload. ``summary`` prints one line per package."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TextIO
+
+from rich.console import Console
+from rich.markup import escape
+from rich.panel import Panel
+from rich.table import Table
+from rich.text import Text
+
+from pkgvet.models import ScanResult, Severity, Verdict
+from pkgvet.report.base import register
+
+_VERDICT_STYLE = {Verdict.MALICIOUS: "bold white on red", Verdict.SUSPICIOUS: "bold black on yellow",
+                  Verdict.CLEAN: "bold white on green", Verdict.ERROR: "bold white on magenta"}
+_SEV_STYLE = {Severity.CRITICAL: "bold red", Severity.HIGH: "red", Severity.MEDIUM: "yellow",
+              Severity.LOW: "cyan", Severity.INFO: "dim"}
+
+
+def _console(out: TextIO) -> Console:
+    return Console(file=out, highlight=False, soft_wrap=False, width=None)
+
+
+def render_result(r: ScanResult, console: Console) -> None:
+    name = r.package.name or r.target
+    version = f" {r.package.version}" if r.package.version else ""
+    head = Text.assemble((f" {r.verdict.value.upper()} ", _VERDICT_STYLE[r.verdict]), " ",
+                         (f"{name}{version}", "bold"), f"  score {r.score:.2f}")
+    lines = [head, Text(f"{r.target}  ({r.kind}, {r.size} bytes, {r.duration_s * 1000:.0f} ms)",
+                        style="dim")]
+    if r.error:
+        lines.append(Text(f"error: {r.error}", style="magenta"))
+    if r.findings:
+        lines.append(Text(f"categories: {', '.join(r.categories) or '-'}   "
+                          f"triggers: {', '.join(r.triggers) or '-'}"))
+    console.print(Panel(Text("\n").join(lines), expand=False))
+    for f in r.findings:
+        loc = f"{f.path}:{f.line}" if f.line else f.path
+        console.print(Text.assemble(
+            (f"{f.severity.value.upper():8}", _SEV_STYLE[f.severity]), " ",
+            (f.rule_id, "bold"), f" {f.title}  ", (escape(loc), "blue"),
+            (f"  [{f.category.value}, {f.trigger.value}-time]", "dim"),
+        ))
+        console.print(Text(f"         {f.message}"))
+        if f.snippet:
+            console.print(Text(f"         │ {f.snippet}", style="dim"))
+        if f.evidence:
+            label = f"decoded ×{f.decoded_depth}" if f.decoded_depth else "evidence"
+            console.print(Text(f"         └ {label}: {f.evidence}", style="magenta"))
+    for s in r.skips[:10]:
+        console.print(Text(f"  skipped {s.path}: {s.reason}", style="dim"))
+    if len(r.skips) > 10:
+        console.print(Text(f"  … and {len(r.skips) - 10} more skips", style="dim"))
+    console.print()
+
+
+@register
+class TextFormat:
+    name = "text"
+    streaming = True
+
+    def write_result(self, result: ScanResult, out: TextIO) -> None:
+        render_result(result, _console(out))
+
+    def write_all(self, results: Sequence[ScanResult], out: TextIO) -> None:
+        console = _console(out)
+        for r in results:
+            render_result(r, console)
+        summary_table(results, console)
+
+
+def summary_table(results: Sequence[ScanResult], console: Console) -> None:
+    """Counts by verdict and by behaviour category."""
+    if len(results) < 2:
+        return
+    verdicts: dict[str, int] = {}
+    cats: dict[str, int] = {}
+    for r in results:
+        verdicts[r.verdict.value] = verdicts.get(r.verdict.value, 0) + 1
+        for c in {f.category.value for f in r.findings if f.severity >= Severity.HIGH}:
+            cats[c] = cats.get(c, 0) + 1
+    t = Table(title=f"{len(results)} packages")
+    t.add_column("verdict")
+    t.add_column("packages", justify="right")
+    for v, n in sorted(verdicts.items(), key=lambda kv: -kv[1]):
+        t.add_row(v, str(n))
+    console.print(t)
+    if cats:
+        c = Table(title="packages with a high finding, by behaviour category")
+        c.add_column("category")
+        c.add_column("packages", justify="right")
+        c.add_column("share", justify="right")
+        for k, n in sorted(cats.items(), key=lambda kv: -kv[1]):
+            c.add_row(k, str(n), f"{100 * n / len(results):.1f}%")
+        console.print(c)
+
+
+@register
+class SummaryFormat:
+    name = "summary"
+    streaming = True
+
+    def write_result(self, result: ScanResult, out: TextIO) -> None:
+        r = result
+        worst = r.max_severity.value if r.max_severity else "-"
+        rules = ",".join(sorted({f.rule_id for f in r.findings if f.severity >= Severity.MEDIUM}))
+        out.write(f"{r.verdict.value:10} {r.score:.2f} {worst:8} {r.target} {rules}"
+                  f"{'  error: ' + r.error if r.error else ''}\n")
+
+    def write_all(self, results: Sequence[ScanResult], out: TextIO) -> None:
+        for r in results:
+            self.write_result(r, out)
+        summary_table(results, _console(out))

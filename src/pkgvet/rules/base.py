@@ -1,0 +1,140 @@
+"""Rule metadata, the rule registry and the helpers rules use to build findings.
+
+A rule is a function ``check(pkg) -> Iterator[Finding]`` registered with :func:`rule`, which
+records a typed :class:`RuleMeta` (stable id, title, severity, confidence, behaviour category,
+CWE) and takes the function's docstring as the rule's documentation. Rules read the
+:class:`~pkgvet.analysis.context.PackageContext`; they never parse anything themselves.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+
+from pkgvet.analysis.context import FileContext, PackageContext
+from pkgvet.models import Category, Confidence, Finding, Severity, Trigger
+
+_SNIPPET_MAX = 240
+_EVIDENCE_MAX = 400
+
+
+@dataclass(frozen=True, slots=True)
+class RuleMeta:
+    id: str
+    name: str  # kebab-case, reads as "allow <name>"
+    title: str
+    severity: Severity  # the highest severity the rule reports
+    confidence: Confidence
+    category: Category
+    description: str
+    cwe: str | None = None
+
+    def at(
+        self,
+        file: FileContext,
+        line: int,
+        message: str,
+        *,
+        severity: Severity | None = None,
+        confidence: Confidence | None = None,
+        evidence: str = "",
+    ) -> Finding:
+        """A finding at ``line`` of ``file``; for a decoded payload, at the original line."""
+        root = file
+        while root.parent is not None:
+            root = root.parent
+        real_line = file.report_line(line)
+        if file.depth and not evidence:
+            evidence = file.line_text(line)
+        return Finding(
+            rule_id=self.id,
+            title=self.title,
+            severity=severity or self.severity,
+            confidence=confidence or self.confidence,
+            category=self.category,
+            trigger=file.trigger,
+            path=file.path,
+            line=real_line,
+            message=message,
+            snippet=_clip(root.line_text(real_line), _SNIPPET_MAX),
+            evidence=_clip(evidence, _EVIDENCE_MAX),
+            decoded_depth=file.depth,
+        )
+
+    def on_package(
+        self,
+        path: str,
+        message: str,
+        *,
+        severity: Severity | None = None,
+        evidence: str = "",
+        line: int = 0,
+        trigger: Trigger = Trigger.NONE,
+    ) -> Finding:
+        """A finding about the package or a non-source file."""
+        return Finding(
+            rule_id=self.id,
+            title=self.title,
+            severity=severity or self.severity,
+            confidence=self.confidence,
+            category=self.category,
+            trigger=trigger,
+            path=path,
+            line=line,
+            message=message,
+            evidence=_clip(evidence, _EVIDENCE_MAX),
+        )
+
+
+def _clip(text: str, limit: int) -> str:
+    text = text.replace("\r", "")
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+Check = Callable[[PackageContext, RuleMeta], Iterable[Finding]]
+
+
+@dataclass(frozen=True, slots=True)
+class Rule:
+    meta: RuleMeta
+    check: Check
+
+    def run(self, pkg: PackageContext) -> Iterator[Finding]:
+        yield from self.check(pkg, self.meta)
+
+
+REGISTRY: dict[str, Rule] = {}
+
+
+def rule(
+    id: str,
+    name: str,
+    title: str,
+    severity: Severity,
+    confidence: Confidence,
+    category: Category,
+    cwe: str | None = None,
+) -> Callable[[Check], Check]:
+    """Register a rule; its docstring is its documentation."""
+
+    def deco(fn: Check) -> Check:
+        if id in REGISTRY:
+            raise ValueError(f"duplicate rule id {id}")
+        doc = inspect.cleandoc(fn.__doc__ or "")
+        meta = RuleMeta(id, name, title, severity, confidence, category, doc, cwe)
+        REGISTRY[id] = Rule(meta, fn)
+        return fn
+
+    return deco
+
+
+def worst(a: Severity, b: Severity) -> Severity:
+    return a if a >= b else b
+
+
+def escalate(base: Severity, file: FileContext) -> Severity:
+    """Code that runs on install or import is one step worse than the same code elsewhere."""
+    if file.trigger in (Trigger.INSTALL, Trigger.IMPORT) and base < Severity.HIGH:
+        return Severity(list(Severity)[base.rank + 1])
+    return base

@@ -1,0 +1,139 @@
+"""Exfiltration and command-and-control endpoints: webhooks, tunnels and request catchers, raw
+IP addresses, reverse shells, DNS exfiltration, network access during installation."""
+
+from __future__ import annotations
+
+import ast
+from collections.abc import Iterator
+
+from pkgvet.analysis.apis import Cap
+from pkgvet.analysis.context import FileContext, PackageContext
+from pkgvet.models import Category, Confidence, Finding, Severity, Trigger
+from pkgvet.rules.base import RuleMeta, rule
+from pkgvet.rules.indicators import (
+    EXFIL_SERVICE,
+    PASTE_SHARE,
+    URL_IP,
+    WEBHOOK,
+    public_ip,
+    search_strings,
+)
+from pkgvet.rules.stealing import sends
+
+
+@rule("PV401", "webhook-endpoint", "Posts to a chat webhook", Severity.HIGH, Confidence.HIGH,
+      Category.INFORMATION_STEALING, "CWE-200")
+def webhook_endpoint(pkg: PackageContext, meta: RuleMeta) -> Iterator[Finding]:
+    """Discord and Slack webhooks, Telegram bot API URLs and webhook.site: the cheapest
+    exfiltration channel of stealers, almost never in library code."""
+    for f in pkg.all_files():
+        for line, text in search_strings(f, WEBHOOK):
+            yield meta.at(f, line, "chat webhook endpoint", evidence=defang(text))
+            break
+
+
+@rule("PV402", "exfiltration-service", "Talks to a tunnel, request catcher or IP logger",
+      Severity.HIGH, Confidence.HIGH, Category.INFORMATION_STEALING, "CWE-200")
+def exfiltration_service(pkg: PackageContext, meta: RuleMeta) -> Iterator[Finding]:
+    """Out-of-band interaction hosts (Burp Collaborator, oast.*, interact.sh, pipedream,
+    requestbin, dnslog, ceye), tunnels (ngrok, trycloudflare, serveo) and IP loggers. Paste and
+    file-sharing sites, URL shorteners and Discord attachment links are reported as medium
+    (second stages are often parked there, but so are legitimate files)."""
+    for f in pkg.all_files():
+        for line, text in search_strings(f, EXFIL_SERVICE):
+            yield meta.at(f, line, "exfiltration or tunnel host", evidence=defang(text))
+            break
+        else:
+            for line, text in search_strings(f, PASTE_SHARE):
+                sev = Severity.HIGH if f.trigger is Trigger.INSTALL else Severity.MEDIUM
+                yield meta.at(f, line, "paste, file-sharing or shortened URL",
+                              severity=sev, confidence=Confidence.MEDIUM, evidence=defang(text))
+                break
+
+
+@rule("PV403", "raw-ip-endpoint", "Connects to a hard-coded public IP address",
+      Severity.HIGH, Confidence.MEDIUM, Category.REMOTE_CONTROL, "CWE-200")
+def raw_ip_endpoint(pkg: PackageContext, meta: RuleMeta) -> Iterator[Finding]:
+    """A URL or socket address on a literal public IPv4 address. High in install- or
+    import-time code that can reach the network, medium otherwise."""
+    for f in pkg.all_files():
+        hit = _ip_url(f) or _socket_ip(f)
+        if hit is None:
+            continue
+        line, text = hit
+        eager = f.trigger is not Trigger.RUNTIME and sends(f)
+        yield meta.at(f, line, "hard-coded public IP endpoint", evidence=defang(text),
+                      severity=Severity.HIGH if eager else Severity.MEDIUM)
+
+
+def _ip_url(f: FileContext) -> tuple[int, str] | None:
+    for line, text in search_strings(f, URL_IP):
+        m = URL_IP.pattern.match(text)
+        if m and public_ip(m.group(1)):
+            return line, text
+    return None
+
+
+def _socket_ip(f: FileContext) -> tuple[int, str] | None:
+    for c in f.calls:
+        if c.qualname.endswith(".connect") or c.qualname == "socket.create_connection":
+            args = f.const_args(c)
+            addr = args[0] if args else None
+            if isinstance(addr, list | tuple) and addr and isinstance(addr[0], str):
+                if public_ip(addr[0]):
+                    return c.line, f"{addr[0]}:{addr[1] if len(addr) > 1 else ''}"
+    return None
+
+
+@rule("PV404", "reverse-shell", "Reverse shell: socket wired to a shell", Severity.CRITICAL,
+      Confidence.HIGH, Category.REMOTE_CONTROL, "CWE-506")
+def reverse_shell(pkg: PackageContext, meta: RuleMeta) -> Iterator[Finding]:
+    """A socket whose file descriptors are duplicated onto stdin/stdout (``os.dup2``) before a
+    shell or process starts, or a socket loop that runs what it receives: remote control."""
+    for f in pkg.all_files():
+        if Cap.SOCKET not in f.caps:
+            continue
+        if Cap.DUP2 in f.caps and (Cap.PROCESS in f.caps or "pty" in f.imports):
+            yield meta.at(f, f.caps[Cap.DUP2], "socket descriptors handed to a shell")
+        elif (Cap.PROCESS in f.caps or Cap.EXEC in f.caps) and any(
+            c.qualname.endswith(".recv") for c in f.calls
+        ):
+            yield meta.at(f, f.caps[Cap.SOCKET], "runs commands received over a socket",
+                          severity=Severity.HIGH)
+
+
+@rule("PV405", "dns-exfiltration", "Encodes data into DNS lookups", Severity.HIGH,
+      Confidence.MEDIUM, Category.INFORMATION_STEALING, "CWE-200")
+def dns_exfiltration(pkg: PackageContext, meta: RuleMeta) -> Iterator[Finding]:
+    """A name lookup (``socket.gethostbyname``, ``getaddrinfo``, dnspython) of a host name built
+    at run time (an f-string, concatenation or ``format``) in code that also collects system or
+    environment details: data smuggled out in DNS queries."""
+    for f in pkg.all_files():
+        if Cap.DNS not in f.caps or not (Cap.FINGERPRINT in f.caps or Cap.ENV in f.caps
+                                         or Cap.DECODE in f.caps):
+            continue
+        for c in f.calls:
+            if c.node is None or not c.node.args:
+                continue
+            if c.qualname.split(".")[-1] in ("gethostbyname", "getaddrinfo", "gethostbyname_ex",
+                                              "resolve", "query"):
+                if isinstance(c.node.args[0], ast.JoinedStr | ast.BinOp | ast.Call):
+                    yield meta.at(f, c.line, "looks up a computed host name")
+                    break
+
+
+@rule("PV406", "network-at-install", "Network access during installation", Severity.MEDIUM,
+      Confidence.MEDIUM, Category.INFORMATION_STEALING, "CWE-829")
+def network_at_install(pkg: PackageContext, meta: RuleMeta) -> Iterator[Finding]:
+    """setup.py, a module it imports, or a .pth file makes HTTP, socket or DNS calls. Builds do
+    not need the network; payloads do."""
+    for f in pkg.all_files():
+        if f.trigger is Trigger.INSTALL and sends(f):
+            line = min(f.caps[c] for c in (Cap.NETWORK, Cap.SOCKET, Cap.DNS, Cap.DOWNLOAD)
+                       if c in f.caps)
+            yield meta.at(f, line, "network call in install-time code")
+
+
+def defang(text: str) -> str:
+    """Make an indicator safe to paste: ``http`` → ``hxxp``, dots of hosts in brackets."""
+    return text.replace("http", "hxxp").replace("://", "[://]").replace(".", "[.]")

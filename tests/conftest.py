@@ -1,0 +1,62 @@
+"""Shared test helpers: in-memory archive builders and the location of ../shared."""
+
+from __future__ import annotations
+
+import io
+import os
+import tarfile
+import zipfile
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+FIXTURES = Path(__file__).resolve().parent / "fixtures"
+
+
+def shared_root() -> Path:
+    """``$PKGVET_SHARED`` or ``../shared`` beside the repository."""
+    return Path(os.environ.get("PKGVET_SHARED", REPO.parent / "shared"))
+
+
+def malregistry() -> Path:
+    return shared_root() / "datasets" / "pypi-malregistry"
+
+
+@pytest.fixture
+def malregistry_dir() -> Path:
+    path = malregistry()
+    if not (path / "MANIFEST.tsv").exists():
+        pytest.skip(f"needs the shared malware dataset at {path} (absent here; CI has it)")
+    return path
+
+
+def make_tar(files: dict[str, bytes], mode: str = "w:gz") -> bytes:
+    """A tar archive (gzip by default) holding ``files`` as regular members."""
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode=mode) as tf:  # type: ignore[call-overload]
+        for name, data in files.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tf.addfile(info, io.BytesIO(data))
+    return buf.getvalue()
+
+
+def make_zip(files: dict[str, bytes]) -> bytes:
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
+        for name, data in files.items():
+            zf.writestr(name, data)
+    return buf.getvalue()
+
+
+def sdist(name: str, version: str, files: dict[str, str | bytes]) -> bytes:
+    """An sdist ``name-version.tar.gz`` with a PKG-INFO and the given files below its root."""
+    root = f"{name}-{version}/"
+    members: dict[str, bytes] = {
+        root + "PKG-INFO": (f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n"
+                            "Summary: test package\nAuthor: Test\n").encode(),
+    }
+    for path, data in files.items():
+        members[root + path] = data.encode() if isinstance(data, str) else data
+    return make_tar(members)
