@@ -31,14 +31,32 @@ def malregistry_dir() -> Path:
     return path
 
 
-def make_tar(files: dict[str, bytes], mode: str = "w:gz") -> bytes:
-    """A tar archive (gzip by default) holding ``files`` as regular members."""
+def make_tar(
+    files: dict[str, bytes],
+    mode: str = "w:gz",
+    *,
+    symlinks: dict[str, str] | None = None,
+    dirs: tuple[str, ...] = (),
+) -> bytes:
+    """A tar archive (gzip by default) holding ``files`` as regular members, then ``dirs`` as
+    directory members and ``symlinks`` (member name -> link target) as symbolic links. Names are
+    stored exactly as given, so ``../x`` and ``/abs`` members can be built."""
     buf = io.BytesIO()
     with tarfile.open(fileobj=buf, mode=mode) as tf:  # type: ignore[call-overload]
         for name, data in files.items():
             info = tarfile.TarInfo(name)
             info.size = len(data)
             tf.addfile(info, io.BytesIO(data))
+        for name in dirs:
+            info = tarfile.TarInfo(name)
+            info.type = tarfile.DIRTYPE
+            info.mode = 0o755
+            tf.addfile(info)
+        for name, target in (symlinks or {}).items():
+            info = tarfile.TarInfo(name)
+            info.type = tarfile.SYMTYPE
+            info.linkname = target
+            tf.addfile(info)
     return buf.getvalue()
 
 

@@ -20,12 +20,23 @@ import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
+from typing import IO
 
 from pkgvet.config import Limits
 from pkgvet.errors import ArchiveError, UnsafeArchiveError
 from pkgvet.models import Skip
 
-ARCHIVE_SUFFIXES = (".tar.gz", ".tgz", ".tar.bz2", ".tbz2", ".tar.xz", ".tar", ".zip", ".whl", ".egg")
+ARCHIVE_SUFFIXES = (
+    ".tar.gz",
+    ".tgz",
+    ".tar.bz2",
+    ".tbz2",
+    ".tar.xz",
+    ".tar",
+    ".zip",
+    ".whl",
+    ".egg",
+)
 _ZIP_MAGIC = b"PK\x03\x04"
 _GZIP_MAGIC = b"\x1f\x8b"
 _BZ2_MAGIC = b"BZh"
@@ -230,8 +241,15 @@ def _read_zip(
                     payload = fh.read(limits.max_member_bytes + 1)
             except RuntimeError as exc:  # bad password
                 raise ArchiveError(f"{shown}: encrypted and the password does not fit") from exc
-            except (zipfile.BadZipFile, OSError, EOFError, zlib.error, NotImplementedError,
-                    lzma.LZMAError, ValueError) as exc:
+            except (
+                zipfile.BadZipFile,
+                OSError,
+                EOFError,
+                zlib.error,
+                NotImplementedError,
+                lzma.LZMAError,
+                ValueError,
+            ) as exc:
                 archive.skips.append(Skip(shown, f"not read: corrupt member ({exc})"))
                 continue
         if len(payload) > limits.max_member_bytes:
@@ -250,7 +268,10 @@ def _read_aes_member(
             f"{info.filename}: AES-encrypted zip; install the 'aes' extra (pyzipper) to read it"
         ) from exc
     try:
-        with pyzipper.AESZipFile(io.BytesIO(data)) as zf, zf.open(info.filename, pwd=password) as fh:
+        with (
+            pyzipper.AESZipFile(io.BytesIO(data)) as zf,
+            zf.open(info.filename, pwd=password) as fh,
+        ):
             payload: bytes = fh.read(limits.max_member_bytes + 1)
     except RuntimeError as exc:
         raise ArchiveError(f"{info.filename}: encrypted and the password does not fit") from exc
@@ -259,23 +280,23 @@ def _read_aes_member(
 
 def _open_tar(data: bytes, limits: Limits) -> tarfile.TarFile:
     """Open a tar stream whose decompressed size is capped (a gzip bomb stops early)."""
-    raw: io.BufferedIOBase
+    raw: IO[bytes]
     if data.startswith(_GZIP_MAGIC):
         raw = gzip.GzipFile(fileobj=io.BytesIO(data))  # type: ignore[assignment]
     elif data.startswith(_BZ2_MAGIC):
-        raw = bz2.BZ2File(io.BytesIO(data))  # type: ignore[assignment]
+        raw = bz2.BZ2File(io.BytesIO(data))
     elif data.startswith(_XZ_MAGIC):
-        raw = lzma.LZMAFile(io.BytesIO(data))  # type: ignore[assignment]
+        raw = lzma.LZMAFile(io.BytesIO(data))  # noqa: SIM115 - closed with the tar stream
     else:
-        raw = io.BytesIO(data)  # type: ignore[assignment]
+        raw = io.BytesIO(data)
     capped = _CappedReader(raw, limits.max_total_bytes + 1024 * 1024, len(data), limits.max_ratio)
-    return tarfile.open(fileobj=capped, mode="r|")  # type: ignore[call-overload,no-any-return]
+    return tarfile.open(fileobj=capped, mode="r|")
 
 
 class _CappedReader(io.RawIOBase):
     """A file object that refuses to yield more than ``cap`` decompressed bytes."""
 
-    def __init__(self, inner: io.BufferedIOBase, cap: int, compressed: int, ratio: float) -> None:
+    def __init__(self, inner: IO[bytes], cap: int, compressed: int, ratio: float) -> None:
         self.inner = inner
         self.cap = cap
         self.compressed = compressed
@@ -356,8 +377,11 @@ def _read_tar(
         if not read_any and not archive.members:
             raise ArchiveError(f"corrupt or truncated tar: {exc}") from exc
         archive.skips.append(
-            Skip(prefix or archive.filename, f"archive truncated or corrupt after "
-                 f"{len(archive.members)} members ({exc}); partial analysis")
+            Skip(
+                prefix or archive.filename,
+                f"archive truncated or corrupt after "
+                f"{len(archive.members)} members ({exc}); partial analysis",
+            )
         )
 
 
@@ -391,16 +415,18 @@ def _assign_rel_paths(archive: Archive, wrapper: str) -> None:
     Members of archives nested inside the package keep their ``outer!inner`` form, so they
     are never mistaken for the package's own ``setup.py`` or ``__init__.py``."""
     for m in archive.members:
-        m.rel = m.path[len(wrapper):] if wrapper and m.path.startswith(wrapper) else m.path
+        m.rel = m.path[len(wrapper) :] if wrapper and m.path.startswith(wrapper) else m.path
     own = [m for m in archive.members if "!" not in m.rel]
     roots = {m.rel.split("/", 1)[0] for m in own}
-    if archive.kind in ("sdist", "zip", "directory") and len(roots) == 1 and all(
-        "/" in m.rel for m in own
+    if (
+        archive.kind in ("sdist", "zip", "directory")
+        and len(roots) == 1
+        and all("/" in m.rel for m in own)
     ):
         root = roots.pop() + "/"
         for m in archive.members:
             if m.rel.startswith(root):
-                m.rel = m.rel[len(root):]
+                m.rel = m.rel[len(root) :]
 
 
 def read_directory(root: Path, limits: Limits) -> Archive:

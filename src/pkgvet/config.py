@@ -19,7 +19,7 @@ class Limits:
     max_members: int = 20_000
     max_ratio: float = 200.0  # uncompressed / compressed for a member (zip) or the whole tar
     max_nesting: int = 2  # archives inside archives
-    max_source_bytes: int = 4 * MiB  # larger .py files are skipped for AST analysis
+    max_source_bytes: int = 16 * MiB  # larger .py files are skipped for AST analysis
     max_decode_depth: int = 8  # layers of static deobfuscation
     max_decoded_bytes: int = 2 * MiB  # output of one decoding step
     time_budget_s: float = 30.0  # per package

@@ -7,8 +7,10 @@ Nothing here executes package code; a package that cannot be read becomes a resu
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import os
+import re
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -24,20 +26,25 @@ from pkgvet.archive import (
 )
 from pkgvet.config import ScanConfig
 from pkgvet.errors import ArchiveError, PkgvetError, ScanBudgetExceeded, SourceError
-from pkgvet.models import Finding, ScanResult, Skip
+from pkgvet.models import Finding, ScanResult, Severity, Skip, Trigger
 from pkgvet.rules.registry import select_rules
 from pkgvet.scoring import apply_verdict
 
 _PACKAGE_MARKERS = ("setup.py", "pyproject.toml", "setup.cfg", "PKG-INFO")
 
 
-def scan_bytes(data: bytes, filename: str, config: ScanConfig | None = None,
-               target: str | None = None) -> ScanResult:
+def scan_bytes(
+    data: bytes, filename: str, config: ScanConfig | None = None, target: str | None = None
+) -> ScanResult:
     """Scan one archive given as bytes."""
     config = config or ScanConfig()
     start = time.monotonic()
-    result = ScanResult(target=target or filename, kind=kind_of(filename),
-                        sha256=hashlib.sha256(data).hexdigest(), size=len(data))
+    result = ScanResult(
+        target=target or filename,
+        kind=kind_of(filename),
+        sha256=hashlib.sha256(data).hexdigest(),
+        size=len(data),
+    )
     try:
         archive = read_archive(data, filename, config.limits, config.password)
     except ArchiveError as exc:
@@ -52,15 +59,15 @@ def scan_archive(archive: Archive, result: ScanResult, config: ScanConfig) -> Sc
     return _analyse(archive, result, config, time.monotonic())
 
 
-def _analyse(archive: Archive, result: ScanResult, config: ScanConfig,
-             start: float) -> ScanResult:
+def _analyse(archive: Archive, result: ScanResult, config: ScanConfig, start: float) -> ScanResult:
     result.kind = archive.kind
     deadline = start + config.limits.time_budget_s
     try:
         pkg = build_context(archive, config.limits, deadline)
     except ScanBudgetExceeded:
-        result.error = (f"time budget of {config.limits.time_budget_s:g}s exceeded while "
-                        "parsing; not analysed")
+        result.error = (
+            f"time budget of {config.limits.time_budget_s:g}s exceeded while parsing; not analysed"
+        )
         result.skips = list(archive.skips)
         apply_verdict(result)
         result.duration_s = time.monotonic() - start
@@ -74,9 +81,17 @@ def _analyse(archive: Archive, result: ScanResult, config: ScanConfig,
             break
         try:
             findings.extend(r.run(pkg))
-        except (RecursionError, MemoryError, ValueError, TypeError, AttributeError,
-                KeyError, IndexError) as exc:  # a rule bug must not lose the package
+        except (
+            RecursionError,
+            MemoryError,
+            ValueError,
+            TypeError,
+            AttributeError,
+            KeyError,
+            IndexError,
+        ) as exc:  # a rule bug must not lose the package
             result.skips.append(Skip("*", f"rule {r.meta.id} failed: {type(exc).__name__}"))
+    findings = [_cap_in_tests(f) for f in findings]
     result.findings = sorted(
         (f for f in findings if f.severity >= config.min_severity),
         key=lambda f: (-f.severity.rank, f.path, f.line, f.rule_id),
@@ -92,6 +107,24 @@ def _analyse(archive: Archive, result: ScanResult, config: ScanConfig,
     return result
 
 
+_TEST_PATH = re.compile(r"(?:^|/)(?:tests?|testing)/|(?:^|/)test_[^/]*\.py$|_test\.py$")
+
+
+def _cap_in_tests(f: Finding) -> Finding:
+    """Run-time code in test suites is never executed by installing or importing a package:
+    its findings are capped at medium (install-, import-time and decoded ones are not)."""
+    if (
+        f.severity > Severity.MEDIUM
+        and f.trigger is Trigger.RUNTIME
+        and not f.decoded_depth
+        and _TEST_PATH.search(f.path.rsplit("!", 1)[-1])
+    ):
+        return dataclasses.replace(
+            f, severity=Severity.MEDIUM, message=f"{f.message} (in tests: capped at medium)"
+        )
+    return f
+
+
 def scan_target(path: Path, config: ScanConfig | None = None) -> ScanResult:
     """Scan one target: an archive file, a lone source file or an unpacked directory."""
     config = config or ScanConfig()
@@ -104,8 +137,9 @@ def scan_target(path: Path, config: ScanConfig | None = None) -> ScanResult:
             return _analyse(archive, result, config, start)
         size = path.stat().st_size
         if size > config.limits.max_archive_bytes:
-            raise ArchiveError(f"{size} bytes, over the {config.limits.max_archive_bytes}-byte"
-                               " archive limit")
+            raise ArchiveError(
+                f"{size} bytes, over the {config.limits.max_archive_bytes}-byte archive limit"
+            )
         if is_archive_name(path.name) or _sniff_archive(path):
             return scan_bytes(path.read_bytes(), path.name, config, target=target)
         archive = read_single_file(path, config.limits)

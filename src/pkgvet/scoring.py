@@ -1,7 +1,7 @@
-"""Rules-only verdict: findings → malicious / suspicious / clean, a 0–1 score and reasons.
+"""Rules-only verdict: findings → malicious / suspicious / clean, a 0-1 score and reasons.
 
 The score combines findings as independent evidence, ``1 - Π(1 - w)``, with a weight per
-severity × confidence. It orders packages well but is not a calibrated probability: the trained
+severity and confidence. It orders packages well but is not a calibrated probability: the trained
 detector (``pkgvet train``) replaces it when a model is available.
 """
 
@@ -9,8 +9,13 @@ from __future__ import annotations
 
 from pkgvet.models import Confidence, Finding, ScanResult, Severity, Verdict
 
-_WEIGHT = {Severity.INFO: 0.02, Severity.LOW: 0.08, Severity.MEDIUM: 0.25, Severity.HIGH: 0.7,
-           Severity.CRITICAL: 0.9}
+_WEIGHT = {
+    Severity.INFO: 0.02,
+    Severity.LOW: 0.08,
+    Severity.MEDIUM: 0.25,
+    Severity.HIGH: 0.7,
+    Severity.CRITICAL: 0.9,
+}
 _CONF = {Confidence.LOW: 0.5, Confidence.MEDIUM: 0.8, Confidence.HIGH: 1.0}
 
 

@@ -31,7 +31,7 @@ def popular_ranks() -> dict[str, int]:
 
 
 def _deletes(name: str) -> set[str]:
-    return {name[:i] + name[i + 1:] for i in range(len(name))}
+    return {name[:i] + name[i + 1 :] for i in range(len(name))}
 
 
 @lru_cache(maxsize=1)
@@ -56,10 +56,14 @@ def _within_one_edit(a: str, b: str) -> bool:
         diff = [i for i in range(len(a)) if a[i] != b[i]]
         if len(diff) == 1:
             return True
-        return (len(diff) == 2 and diff[1] == diff[0] + 1
-                and a[diff[0]] == b[diff[1]] and a[diff[1]] == b[diff[0]])
+        return (
+            len(diff) == 2
+            and diff[1] == diff[0] + 1
+            and a[diff[0]] == b[diff[1]]
+            and a[diff[1]] == b[diff[0]]
+        )
     short, long_ = (a, b) if len(a) < len(b) else (b, a)
-    return any(long_[:i] + long_[i + 1:] == short for i in range(len(long_)))
+    return any(long_[:i] + long_[i + 1 :] == short for i in range(len(long_)))
 
 
 def closest_popular(name: str) -> str | None:
@@ -79,8 +83,13 @@ def closest_popular(name: str) -> str | None:
             matches = [squashed[flat]]
     if not matches:
         for affix in _AFFIXES:
-            stripped = (canon[len(affix):] if canon.startswith(affix)
-                        else canon[: -len(affix)] if canon.endswith(affix) else "")
+            stripped = (
+                canon[len(affix) :]
+                if canon.startswith(affix)
+                else canon[: -len(affix)]
+                if canon.endswith(affix)
+                else ""
+            )
             stripped = stripped.strip("-")
             if stripped in ranks and ranks[stripped] <= TOP_N and len(stripped) >= MIN_LEN:
                 matches = [stripped]

@@ -21,8 +21,20 @@ from pkgvet.errors import ScanBudgetExceeded
 from pkgvet.models import PackageInfo, Skip, Trigger
 
 _INSTALL_COMMANDS = frozenset(
-    {"install", "develop", "egg_info", "build", "build_py", "build_ext", "sdist", "bdist_wheel",
-     "bdist_egg", "install_lib", "install_scripts", "easy_install"}
+    {
+        "install",
+        "develop",
+        "egg_info",
+        "build",
+        "build_py",
+        "build_ext",
+        "sdist",
+        "bdist_wheel",
+        "bdist_egg",
+        "install_lib",
+        "install_scripts",
+        "easy_install",
+    }
 )
 
 
@@ -33,16 +45,19 @@ def _trigger(rel: str) -> Trigger:
         return Trigger.INSTALL
     if base.endswith(".pth"):
         return Trigger.INSTALL
-    if base == "__init__.py" and "!" not in rel:
-        return Trigger.IMPORT
+    if (
+        base == "__init__.py"
+        and "!" not in rel
+        and (depth == 1 or (depth == 2 and rel.startswith(("src/", "lib/"))))
+    ):
+        return Trigger.IMPORT  # a top-level package: imported by any use of the project
     return Trigger.RUNTIME
 
 
 def _pth_code(text: str) -> str:
     """The lines of a .pth file that Python's site module executes (those starting 'import')."""
     return "\n".join(
-        line if line.startswith(("import ", "import\t")) else ""
-        for line in text.splitlines()
+        line if line.startswith(("import ", "import\t")) else "" for line in text.splitlines()
     )
 
 
@@ -95,9 +110,12 @@ def _mark_install_time_modules(ctx: PackageContext, setup: FileContext) -> None:
     local = {imp.split(".")[0] for imp in setup.imports}
     for fc in ctx.files:
         top = fc.rel.split("/", 1)[0].removesuffix(".py")
-        if fc is not setup and top in local and fc.trigger is not Trigger.INSTALL:
-            if fc.rel.count("/") == 0 or fc.rel == f"{top}/__init__.py":
-                fc.trigger = Trigger.INSTALL
+        if (
+            fc is not setup
+            and top in local
+            and (fc.rel.count("/") == 0 or fc.rel == f"{top}/__init__.py")
+        ):
+            fc.trigger = Trigger.INSTALL
 
 
 def _read_setup(ctx: PackageContext, setup: FileContext) -> None:
@@ -127,18 +145,30 @@ def _read_metadata(ctx: PackageContext) -> PackageInfo:
     candidates: list[PackageInfo | None] = []
     core = metadata.core_metadata_member(members)
     if core is not None:
-        candidates.append(metadata.from_core_metadata(core.data, core.rel))
+        candidates.append(metadata.from_core_metadata(core.data, core.path))
     for m in members:
         if m.rel == "pyproject.toml":
-            candidates.append(metadata.from_pyproject(m.data))
+            candidates.append(metadata.from_pyproject(m.data, m.path))
         elif m.rel == "setup.cfg":
-            candidates.append(metadata.from_setup_cfg(m.data))
+            candidates.append(metadata.from_setup_cfg(m.data, m.path))
     if ctx.setup_kwargs:
         setup = next((f for f in ctx.files if f.rel == "setup.py"), None)
         if setup is not None:
-            kwargs = {k: setup.folder.fold(v) for k, v in ctx.setup_kwargs.items()
-                      if k in ("name", "version", "description", "author", "author_email",
-                               "url", "license", "install_requires")}
+            kwargs = {
+                k: setup.folder.fold(v)
+                for k, v in ctx.setup_kwargs.items()
+                if k
+                in (
+                    "name",
+                    "version",
+                    "description",
+                    "author",
+                    "author_email",
+                    "url",
+                    "license",
+                    "install_requires",
+                )
+            }
             candidates.append(metadata.from_setup_kwargs(kwargs))
     return metadata.merge(candidates)
 

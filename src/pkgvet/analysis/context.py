@@ -29,18 +29,53 @@ from pkgvet.models import PackageInfo, Skip, Trigger
 
 PY_SUFFIXES = (".py", ".pyw", ".pyi")
 SCRIPT_SUFFIXES = (".sh", ".bash", ".bat", ".cmd", ".ps1", ".vbs", ".js")
-EXEC_SINKS = frozenset({"exec", "eval", "compile", "execfile", "builtins.exec", "builtins.eval",
-                        "__builtin__.exec", "__builtin__.eval", "builtins.compile"})
+EXEC_SINKS = frozenset(
+    {
+        "exec",
+        "eval",
+        "compile",
+        "execfile",
+        "builtins.exec",
+        "builtins.eval",
+        "__builtin__.exec",
+        "__builtin__.eval",
+        "builtins.compile",
+    }
+)
 _BLOB_RE = re.compile(r"^[A-Za-z0-9+/=_\-\s]{120,}$|^(?:[0-9a-fA-F]{2}){60,}$")
-_ENCODED_RE = re.compile(r"[A-Za-z0-9+/=_\-\s\\x]+")
+_ENCODED_RE = re.compile(r"[A-Za-z0-9+/=_\-\r\n]+")
 _MAX_BLOBS_PER_FILE = 16
+_MAX_EMBEDDED = 256 * 1024
+_BUILTINS_MODULES = frozenset({"__builtins__", "builtins", "__builtin__"})
+_DECODER_TEXT = re.compile(
+    r"b64decode|b32decode|b16decode|decompress|unhexlify|fromhex|"
+    r"marshal\.loads|\.decode\(|decrypt|\[::-1\]|chr\("
+)
+_CODE_HINT = re.compile(r"(?:^|[;\n])\s*(?:import \w|from \w[\w.]* import )|\bexec\(|\beval\(")
 _HIGH_ENTROPY_MIN = 200
 
 
 # Fields that never hold child nodes (names, flags, contexts) are not walked.
-_NO_CHILD_FIELDS = frozenset({"ctx", "type_comment", "kind", "kwd_attrs", "id", "attr", "arg",
-                              "module", "level", "is_async", "conversion", "simple", "name",
-                              "names", "rest", "tag"})
+_NO_CHILD_FIELDS = frozenset(
+    {
+        "ctx",
+        "type_comment",
+        "kind",
+        "kwd_attrs",
+        "id",
+        "attr",
+        "arg",
+        "module",
+        "level",
+        "is_async",
+        "conversion",
+        "simple",
+        "name",
+        "names",
+        "rest",
+        "tag",
+    }
+)
 _FIELDS: dict[type, tuple[str, ...]] = {}
 
 
@@ -130,10 +165,13 @@ class FileContext:
         self.imports: set[str] = set()
         self.calls: list[CallSite] = []
         self.strings: list[tuple[str, int]] = []
-        self.refs: set[str] = set()
+        self.refs: dict[str, int] = {}  # attribute reference -> first line
+        self.def_ranges: list[tuple[int, int]] = []  # function bodies (run only when called)
+        self.embedded: list[tuple[str, int]] = []  # code held in string arguments
         self.constants: dict[str, ast.expr] = {}
         self.exec_sites: list[ExecSite] = []
         self.children: list[FileContext] = []
+        self.encoded = False  # a payload recovered by decoding (not plain embedded code)
         self.function_defs: set[str] = set()
         self.caps: dict[Cap, int] = {}  # capability -> first line
         self._index()
@@ -154,10 +192,10 @@ class FileContext:
             cap = capability_of(c.qualname)
             if cap is not None and (cap not in self.caps or c.line < self.caps[cap]):
                 self.caps[cap] = c.line
-        for r in self.refs:
+        for r, line in self.refs.items():
             rcap = REFS.get(r)
-            if rcap is not None and rcap not in self.caps:
-                self.caps[rcap] = 1
+            if rcap is not None and (rcap not in self.caps or line < self.caps[rcap]):
+                self.caps[rcap] = line
         if self.depth < self.limits.max_decode_depth:
             self._decode_payloads()
 
@@ -165,6 +203,7 @@ class FileContext:
         calls: list[ast.Call] = []
         assigns: list[ast.Assign] = []
         attrs: list[ast.Attribute] = []
+        defs: list[ast.FunctionDef | ast.AsyncFunctionDef | ast.Lambda] = []
         stack: list[ast.AST] = [tree]
         pop, push, extend = stack.pop, stack.append, stack.extend
         strings = self.strings
@@ -181,6 +220,8 @@ class FileContext:
                 continue
             if t is ast.Name:
                 continue
+            if t is ast.Expr and type(node.value) is ast.Constant:  # type: ignore[attr-defined]
+                continue  # a docstring or bare string: does nothing, holds prose
             if t is ast.Call:
                 calls.append(node)  # type: ignore[arg-type]
             elif t is ast.Attribute:
@@ -193,19 +234,24 @@ class FileContext:
                 continue
             elif t is ast.Assign:
                 assigns.append(node)  # type: ignore[arg-type]
+            elif t is ast.FunctionDef or t is ast.AsyncFunctionDef or t is ast.Lambda:
+                defs.append(node)  # type: ignore[arg-type]
             for name in _child_fields(t):
                 v = getattr(node, name, None)
                 if v.__class__ is list:
                     extend(x for x in v if x is not None)
-                elif v is not None:
+                elif isinstance(v, ast.AST):
                     push(v)
         for stmt in tree.body:
             if isinstance(stmt, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
                 self.function_defs.add(stmt.name)
                 if stmt.name in ("exec", "eval", "compile", "open"):
                     self.aliases[stmt.name] = f"<local>.{stmt.name}"
-            elif (isinstance(stmt, ast.Assign) and len(stmt.targets) == 1
-                  and isinstance(stmt.targets[0], ast.Name)):
+            elif (
+                isinstance(stmt, ast.Assign)
+                and len(stmt.targets) == 1
+                and isinstance(stmt.targets[0], ast.Name)
+            ):
                 name = stmt.targets[0].id
                 if name in self.constants:
                     self.constants[name] = ast.Constant(None)  # assigned twice: not a constant
@@ -227,14 +273,20 @@ class FileContext:
                             self.aliases.setdefault(a.targets[0].id, mod)
                     elif q:
                         self.aliases.setdefault(a.targets[0].id, q + "()")
+        calls.sort(key=lambda c: (c.lineno, c.col_offset))
         for call in calls:
             self.calls.append(CallSite(self.qualname(call.func), call.lineno, call))
+        self.strings.sort(key=lambda sl: sl[1])
         for attr in attrs:
             root = attr.value
             while isinstance(root, ast.Attribute):
                 root = root.value
             if isinstance(root, ast.Name) and root.id in self.aliases:
-                self.refs.add(self.qualname(attr))
+                q = self.qualname(attr)
+                if q not in self.refs or attr.lineno < self.refs[q]:
+                    self.refs[q] = attr.lineno
+        self.def_ranges = [(n.lineno, n.end_lineno or n.lineno) for n in defs]
+        self._index_embedded_code(calls)
         self._index_exec_sites()
         self._check_deadline()
 
@@ -257,6 +309,30 @@ class FileContext:
                 self.aliases[a.asname or a.name] = full
                 self.imports.add(full)
 
+    def _index_embedded_code(self, calls: list[ast.Call]) -> None:
+        """String arguments that are Python code (written to a file, passed to ``python -c``)
+        are analysed as code of this file."""
+        for call in calls:
+            for a in call.args:
+                for node in a.elts if isinstance(a, ast.List | ast.Tuple) else [a]:
+                    if not isinstance(node, ast.Constant):
+                        continue
+                    v = node.value
+                    text = v.decode("utf-8", "replace") if isinstance(v, bytes) else v
+                    if (
+                        isinstance(text, str)
+                        and 24 <= len(text) <= _MAX_EMBEDDED
+                        and ("import" in text or "exec(" in text or "eval(" in text)
+                        and _CODE_HINT.search(text)
+                    ):
+                        self.embedded.append((text, node.lineno))
+
+    def runs_on_load(self, line: int) -> bool:
+        """True when ``line`` runs as soon as the module runs (not inside a function)."""
+        if self.depth:
+            return True
+        return not any(a <= line <= b for a, b in self.def_ranges)
+
     def _index_exec_sites(self) -> None:
         folder = self.folder
         for c in self.calls:
@@ -269,14 +345,21 @@ class FileContext:
             value = folder.fold(arg)
             payload = _to_text(value)
             literal = isinstance(arg, ast.Constant)
-            via = folder.decoded or bool(inner & DECODER_NAMES) or _reverses(arg)
+            via = (
+                folder.decoded
+                or bool(inner & DECODER_NAMES)
+                or _reverses(arg)
+                or any(n.endswith((".decrypt", "Fernet")) for n in inner)
+            )
             self.exec_sites.append(ExecSite(c.qualname, c.line, payload, via, inner, literal))
 
     def _index_tokens(self) -> None:
         """Fallback for sources ``ast.parse`` rejects (Python 2, broken or hostile files)."""
         for m in re.finditer(
             r"^[ \t]*import[ \t]+([\w.]+)(?:[ \t]+as[ \t]+(\w+))?|^[ \t]*from[ \t]+([\w.]+)"
-            r"[ \t]+import[ \t]+([\w, \t]+)", self.text, re.M
+            r"[ \t]+import[ \t]+([\w, \t]+)",
+            self.text,
+            re.M,
         ):
             if m.group(1):
                 self.imports.add(m.group(1))
@@ -320,8 +403,9 @@ class FileContext:
             pass
         for c in self.calls:
             if c.qualname in EXEC_SINKS:
-                self.exec_sites.append(ExecSite(c.qualname, c.line, None, False, frozenset(),
-                                                False))
+                text = self.line_text(c.line)
+                via = bool(_DECODER_TEXT.search(text))
+                self.exec_sites.append(ExecSite(c.qualname, c.line, None, via, frozenset(), False))
 
     def _check_deadline(self) -> None:
         if time.monotonic() > self.deadline:
@@ -330,7 +414,12 @@ class FileContext:
     # -- resolving -----------------------------------------------------------------------
     @cached_property
     def folder(self) -> Folder:
-        return Folder(self.qualname, self.constants, limit=self.limits.max_decoded_bytes)
+        return Folder(
+            self.qualname,
+            self.constants,
+            limit=self.limits.max_decoded_bytes,
+            deadline=self.deadline,
+        )
 
     def qualname(self, node: ast.expr) -> str:
         """The dotted name a callee resolves to, or "" when it cannot be known statically."""
@@ -340,6 +429,8 @@ class FileContext:
             node = node.value
         if isinstance(node, ast.Name):
             head = self.aliases.get(node.id, node.id)
+            if head in _BUILTINS_MODULES and parts:
+                head = parts.pop()  # builtins.exec is exec
         elif isinstance(node, ast.Call):
             head = self._call_result_name(node)
         else:
@@ -358,6 +449,8 @@ class FileContext:
             obj = call.args[0]
             base = self.qualname(obj) if isinstance(obj, ast.expr) else ""
             name = self.folder.fold(call.args[1])
+            if isinstance(name, str) and base in _BUILTINS_MODULES:
+                return name
             if isinstance(name, str) and base:
                 return f"{base}.{name}"
             if isinstance(name, str) and name in ("exec", "eval", "system", "popen"):
@@ -369,9 +462,13 @@ class FileContext:
     def _decode_payloads(self) -> None:
         seen: set[str] = set()
         for site in self.exec_sites:
-            if site.payload and site.payload not in seen and not site.literal:
+            if site.payload and site.payload not in seen:
                 seen.add(site.payload)
-                self._add_child(site.payload, site.line)
+                self._add_child(site.payload, site.line, encoded=site.via_decoder)
+        for code, line in self.embedded:
+            if code not in seen:
+                seen.add(code)
+                self._add_child(code, line, encoded=False)
         blobs = 0
         for s, line in self.strings:
             if len(s) < 120 or s in seen or not _BLOB_RE.match(s[:4096]):
@@ -384,12 +481,20 @@ class FileContext:
                 seen.add(decoded)
                 self._add_child(decoded, line)
 
-    def _add_child(self, text: str, line: int) -> None:
+    def _add_child(self, text: str, line: int, encoded: bool = True) -> None:
         self._check_deadline()
         child = FileContext(
-            self.path, self.rel, text, self.trigger, self.limits, self.depth + 1,
-            origin_line=line, parent=self, deadline=self.deadline,
+            self.path,
+            self.rel,
+            text,
+            self.trigger,
+            self.limits,
+            self.depth + 1,
+            origin_line=line,
+            parent=self,
+            deadline=self.deadline,
         )
+        child.encoded = encoded
         if child.calls or child.imports:
             self.children.append(child)
 
@@ -467,8 +572,11 @@ def _to_text(value: Value) -> str | None:
 
 def _reverses(node: ast.expr) -> bool:
     for n in ast.walk(node):
-        if (isinstance(n, ast.Subscript) and isinstance(n.slice, ast.Slice)
-                and isinstance(n.slice.step, ast.UnaryOp)):
+        if (
+            isinstance(n, ast.Subscript)
+            and isinstance(n.slice, ast.Slice)
+            and isinstance(n.slice.step, ast.UnaryOp)
+        ):
             return True
     return False
 

@@ -16,6 +16,7 @@ import binascii
 import bz2
 import codecs
 import lzma
+import time
 import zlib
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -80,8 +81,14 @@ def _codecs_decode(v: Value, enc: str, limit: int) -> Value:
         return _bounded_decompress(_as_bytes(v), "bz2", limit)
     if enc in ("utf8", "utf_8", "ascii", "latin1", "latin_1", "unicode_escape"):
         b = _as_bytes(v)
-        return b.decode("unicode_escape" if enc == "unicode_escape" else "latin-1"
-                        if enc.startswith("latin") else "utf-8", "replace")
+        return b.decode(
+            "unicode_escape"
+            if enc == "unicode_escape"
+            else "latin-1"
+            if enc.startswith("latin")
+            else "utf-8",
+            "replace",
+        )
     raise _Stop
 
 
@@ -104,11 +111,86 @@ _DECODERS: dict[str, Callable[[list[Value], int], Value]] = {
     "gzip.decompress": lambda a, n: _bounded_decompress(_as_bytes(a[0]), "gzip", n),
     "bz2.decompress": lambda a, n: _bounded_decompress(_as_bytes(a[0]), "bz2", n),
     "lzma.decompress": lambda a, n: _bounded_decompress(_as_bytes(a[0]), "lzma", n),
-    "codecs.decode": lambda a, n: _codecs_decode(
-        a[0], str(a[1]) if len(a) > 1 else "utf-8", n
-    ),
+    "codecs.decode": lambda a, n: _codecs_decode(a[0], str(a[1]) if len(a) > 1 else "utf-8", n),
 }
 DECODER_NAMES = frozenset(_DECODERS) | {"marshal.loads", "codecs.encode"}
+
+# str() of built-in objects, used by obfuscators to spell names ("chr" from str(oct)[-3]...).
+_BUILTIN_STR: dict[str, str] = {
+    **{
+        n: f"<built-in function {n}>"
+        for n in (
+            "abs",
+            "all",
+            "any",
+            "ascii",
+            "bin",
+            "callable",
+            "chr",
+            "compile",
+            "delattr",
+            "dir",
+            "divmod",
+            "eval",
+            "exec",
+            "format",
+            "getattr",
+            "globals",
+            "hasattr",
+            "hash",
+            "hex",
+            "id",
+            "input",
+            "isinstance",
+            "issubclass",
+            "iter",
+            "len",
+            "locals",
+            "max",
+            "min",
+            "next",
+            "oct",
+            "open",
+            "ord",
+            "pow",
+            "print",
+            "repr",
+            "round",
+            "setattr",
+            "sorted",
+            "sum",
+            "vars",
+            "__import__",
+        )
+    },
+    **{
+        n: f"<class '{n}'>"
+        for n in (
+            "bool",
+            "bytearray",
+            "bytes",
+            "complex",
+            "dict",
+            "float",
+            "frozenset",
+            "int",
+            "list",
+            "object",
+            "range",
+            "set",
+            "slice",
+            "str",
+            "tuple",
+            "type",
+            "map",
+            "filter",
+            "zip",
+            "enumerate",
+            "reversed",
+        )
+    },
+    "copyright": "Copyright (c) 2001-2023 Python Software Foundation.\nAll Rights Reserved.",
+}
 
 
 def _chr(v: Value) -> str:
@@ -126,24 +208,48 @@ class Folder:
         constants: Mapping[str, ast.expr],
         limit: int = 2 * 1024 * 1024,
         max_steps: int = 20_000,
+        deadline: float = float("inf"),
     ) -> None:
         self.qualname = qualname
         self.constants = constants
         self.limit = limit
         self.max_steps = max_steps
+        self.deadline = deadline
         self.steps = 0
         self.decoded = False  # set when a decoding function was applied
+        self._active = False
 
     def fold(self, node: ast.expr) -> Value:
-        """The value of ``node`` or ``None`` when it is not a foldable constant."""
-        self.steps = 0
-        self.decoded = False
+        """The value of ``node`` or ``None`` when it is not a foldable constant.
+
+        A fold started while another is running (name resolution inside a fold) shares the
+        outer step budget instead of getting a fresh one."""
+        nested = self._active
+        if not nested:
+            self.steps = 0
+            self.decoded = False
+        self._active = True
         try:
             return self._fold(node, 0, {})
-        except (_Stop, ValueError, TypeError, binascii.Error, zlib.error, lzma.LZMAError,
-                OSError, EOFError, IndexError, KeyError, OverflowError, RecursionError,
-                MemoryError, UnicodeError):
+        except (
+            _Stop,
+            ValueError,
+            TypeError,
+            binascii.Error,
+            zlib.error,
+            lzma.LZMAError,
+            OSError,
+            EOFError,
+            IndexError,
+            KeyError,
+            OverflowError,
+            RecursionError,
+            MemoryError,
+            UnicodeError,
+        ):
             return None
+        finally:
+            self._active = nested
 
     def _check(self, v: Value) -> Value:
         if isinstance(v, str | bytes) and len(v) > self.limit:
@@ -155,6 +261,8 @@ class Folder:
     def _fold(self, node: ast.expr, depth: int, env: dict[str, Value]) -> Value:
         self.steps += 1
         if self.steps > self.max_steps or depth > _MAX_DEPTH:
+            raise _Stop
+        if not self.steps & 1023 and time.monotonic() > self.deadline:
             raise _Stop
         d = depth + 1
         match node:
@@ -188,9 +296,23 @@ class Folder:
                 if isinstance(seq, str | bytes | list) and isinstance(s, int) and s != 0:
                     return seq[::s]
                 raise _Stop
+            case ast.UnaryOp(op=ast.USub(), operand=operand):
+                neg = self._fold(operand, d, env)
+                if isinstance(neg, int):
+                    return -neg
+                raise _Stop
+            case ast.Subscript(value=value, slice=index) if not isinstance(index, ast.Slice):
+                seq = self._fold(value, d, env)
+                i = self._fold(index, d, env)
+                if isinstance(seq, str | bytes | list | tuple) and isinstance(i, int):
+                    item: Value = seq[i]
+                    return item
+                raise _Stop
             case ast.Call(func=func, args=args, keywords=keywords):
                 return self._call(func, args, keywords, d, env)
-            case ast.ListComp(elt=elt, generators=gens) | ast.GeneratorExp(elt=elt, generators=gens):
+            case (
+                ast.ListComp(elt=elt, generators=gens) | ast.GeneratorExp(elt=elt, generators=gens)
+            ):
                 return self._comprehension(elt, gens, d, env)
         raise _Stop
 
@@ -215,6 +337,17 @@ class Folder:
                 return a * b
         elif isinstance(op, ast.FloorDiv) and isinstance(a, int) and isinstance(b, int) and b:
             return a // b
+        elif isinstance(a, int) and isinstance(b, int):
+            if isinstance(op, ast.LShift) and 0 <= b < 64 and abs(a) < 2**64:
+                return a << b
+            if isinstance(op, ast.RShift) and b >= 0:
+                return a >> b
+            if isinstance(op, ast.BitOr):
+                return a | b
+            if isinstance(op, ast.BitAnd):
+                return a & b
+            if isinstance(op, ast.Mod) and b:
+                return a % b
         raise _Stop
 
     def _comprehension(
@@ -242,6 +375,18 @@ class Folder:
         if any(isinstance(a, ast.Starred) for a in args):
             raise _Stop
         name = self.qualname(func)
+        if name == "map" and len(args) == 2:
+            items = self._fold(args[1], depth, env)
+            if not isinstance(items, list | tuple | str):
+                raise _Stop
+            return self._check(
+                [self._call(args[0], [ast.Constant(x)], [], depth, env) for x in items]
+            )
+        if name.endswith(".__str__") and not args:
+            owner = name[: -len(".__str__")]
+            if owner in _BUILTIN_STR:
+                return _BUILTIN_STR[owner]
+            raise _Stop
         if isinstance(func, ast.Attribute) and func.attr in _METHODS and name not in _DECODERS:
             # Methods on folded values: "".join, .decode, .encode, .replace, ...
             base = self._fold(func.value, depth, env)
@@ -253,6 +398,7 @@ class Folder:
             self.decoded = True
             return self._check(_DECODERS[name](vals, self.limit))
         if name == "chr" and len(vals) == 1:
+            self.decoded = True
             return _chr(vals[0])
         if name == "ord" and len(vals) == 1 and isinstance(vals[0], str) and len(vals[0]) == 1:
             return ord(vals[0])
@@ -305,8 +451,9 @@ def _m_encode(f: Folder, base: Value, vals: list[Value]) -> Value:
         enc = str(vals[0]) if vals else "utf-8"
         if enc.lower() in ("rot13", "rot_13"):
             return _rot13(base)
-        return base.encode("latin-1" if enc.lower().startswith("latin") else "utf-8",
-                           "surrogateescape")
+        return base.encode(
+            "latin-1" if enc.lower().startswith("latin") else "utf-8", "surrogateescape"
+        )
     raise _Stop
 
 

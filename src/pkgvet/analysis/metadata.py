@@ -6,7 +6,7 @@ from __future__ import annotations
 import ast
 import configparser
 import tomllib
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 
 from packaging.metadata import parse_email
 
@@ -26,14 +26,15 @@ def from_core_metadata(data: bytes, source: str) -> PackageInfo:
         summary=raw.get("summary"),
         author=raw.get("author") or raw.get("maintainer"),
         author_email=raw.get("author_email") or raw.get("maintainer_email"),
-        home_page=raw.get("home_page") or next(iter((raw.get("project_urls") or {}).values()), None),
+        home_page=raw.get("home_page")
+        or next(iter((raw.get("project_urls") or {}).values()), None),
         license=raw.get("license") or raw.get("license_expression"),
         requires=tuple(raw.get("requires_dist") or ()),
         metadata_source=source,
     )
 
 
-def from_pyproject(data: bytes) -> PackageInfo | None:
+def from_pyproject(data: bytes, source: str = "pyproject.toml") -> PackageInfo | None:
     try:
         doc = tomllib.loads(_text(data))
     except (tomllib.TOMLDecodeError, ValueError):
@@ -54,11 +55,11 @@ def from_pyproject(data: bytes) -> PackageInfo | None:
         author=_str(first.get("name")) if isinstance(first, dict) else _str(first),
         author_email=_str(first.get("email")) if isinstance(first, dict) else None,
         requires=tuple(str(d) for d in deps) if isinstance(deps, list) else (),
-        metadata_source="pyproject.toml",
+        metadata_source=source,
     )
 
 
-def from_setup_cfg(data: bytes) -> PackageInfo | None:
+def from_setup_cfg(data: bytes, source: str = "setup.cfg") -> PackageInfo | None:
     parser = configparser.RawConfigParser(strict=False)
     try:
         parser.read_string(_text(data))
@@ -77,7 +78,7 @@ def from_setup_cfg(data: bytes) -> PackageInfo | None:
         home_page=md.get("url"),
         license=md.get("license"),
         requires=tuple(r.strip() for r in reqs.splitlines() if r.strip()),
-        metadata_source="setup.cfg",
+        metadata_source=source,
     )
 
 
@@ -86,13 +87,15 @@ def setup_call(tree: ast.Module) -> ast.Call | None:
     for node in ast.walk(tree):
         if isinstance(node, ast.Call):
             f = node.func
-            name = f.attr if isinstance(f, ast.Attribute) else f.id if isinstance(f, ast.Name) else ""
+            name = (
+                f.attr if isinstance(f, ast.Attribute) else f.id if isinstance(f, ast.Name) else ""
+            )
             if name == "setup":
                 return node
     return None
 
 
-def from_setup_kwargs(kwargs: dict[str, object]) -> PackageInfo:
+def from_setup_kwargs(kwargs: Mapping[str, object]) -> PackageInfo:
     reqs = kwargs.get("install_requires")
     return PackageInfo(
         name=_str(kwargs.get("name")),

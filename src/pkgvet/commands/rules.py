@@ -22,8 +22,10 @@ def rules_command(rule_id: str | None) -> None:
             raise click.ClickException(f"no rule {rule_id!r}; see 'pkgvet rules'")
         m = rule.meta
         console.print(f"[bold]{m.id} {m.name}[/bold]: {m.title}")
-        console.print(f"severity up to {m.severity.value}, confidence {m.confidence.value}, "
-                      f"category {m.category.value}" + (f", {m.cwe}" if m.cwe else ""))
+        console.print(
+            f"severity up to {m.severity.value}, confidence {m.confidence.value}, "
+            f"category {m.category.value}" + (f", {m.cwe}" if m.cwe else "")
+        )
         console.print(Markdown(m.description))
         return
     table = Table()

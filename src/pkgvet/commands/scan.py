@@ -25,29 +25,78 @@ def _split(values: tuple[str, ...]) -> frozenset[str]:
 
 @click.command("scan")
 @click.argument("targets", nargs=-1, required=True, type=click.Path(path_type=Path))
-@click.option("-f", "--format", "fmt", default="auto", show_default=True,
-              type=click.Choice(["auto", "text", "summary", "json", "jsonl"]),
-              help="Report format; auto is text for one package, summary for many.")
-@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path),
-              help="Write the report to this file instead of standard output.")
-@click.option("--fail-on", default="high", show_default=True, type=click.Choice(_SEVERITIES),
-              help="Exit 1 when a finding of this severity or worse is found.")
-@click.option("--min-severity", default="low", show_default=True,
-              type=click.Choice(_SEVERITIES), help="Hide findings below this severity.")
-@click.option("--select", multiple=True, metavar="RULES",
-              help="Only these rule ids or prefixes (comma-separated, repeatable).")
-@click.option("--ignore", multiple=True, metavar="RULES",
-              help="Skip these rule ids or prefixes (comma-separated, repeatable).")
-@click.option("--password", default="infected", show_default=True,
-              help="Password for encrypted zips (the malware-dataset convention).")
-@click.option("--time-budget", default=30.0, show_default=True, type=float,
-              help="Seconds allowed per package before it is reported as an error.")
-@click.option("--progress/--no-progress", default=None,
-              help="Progress bar on standard error (default: when it is a terminal and "
-                   "several packages are scanned).")
-def scan_command(targets: tuple[Path, ...], fmt: str, output: Path | None, fail_on: str,
-                 min_severity: str, select: tuple[str, ...], ignore: tuple[str, ...],
-                 password: str, time_budget: float, progress: bool | None) -> None:
+@click.option(
+    "-f",
+    "--format",
+    "fmt",
+    default="auto",
+    show_default=True,
+    type=click.Choice(["auto", "text", "summary", "json", "jsonl"]),
+    help="Report format; auto is text for one package, summary for many.",
+)
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Write the report to this file instead of standard output.",
+)
+@click.option(
+    "--fail-on",
+    default="high",
+    show_default=True,
+    type=click.Choice(_SEVERITIES),
+    help="Exit 1 when a finding of this severity or worse is found.",
+)
+@click.option(
+    "--min-severity",
+    default="low",
+    show_default=True,
+    type=click.Choice(_SEVERITIES),
+    help="Hide findings below this severity.",
+)
+@click.option(
+    "--select",
+    multiple=True,
+    metavar="RULES",
+    help="Only these rule ids or prefixes (comma-separated, repeatable).",
+)
+@click.option(
+    "--ignore",
+    multiple=True,
+    metavar="RULES",
+    help="Skip these rule ids or prefixes (comma-separated, repeatable).",
+)
+@click.option(
+    "--password",
+    default="infected",
+    show_default=True,
+    help="Password for encrypted zips (the malware-dataset convention).",
+)
+@click.option(
+    "--time-budget",
+    default=30.0,
+    show_default=True,
+    type=float,
+    help="Seconds allowed per package before it is reported as an error.",
+)
+@click.option(
+    "--progress/--no-progress",
+    default=None,
+    help="Progress bar on standard error (default: when it is a terminal and "
+    "several packages are scanned).",
+)
+def scan_command(
+    targets: tuple[Path, ...],
+    fmt: str,
+    output: Path | None,
+    fail_on: str,
+    min_severity: str,
+    select: tuple[str, ...],
+    ignore: tuple[str, ...],
+    password: str,
+    time_budget: float,
+    progress: bool | None,
+) -> None:
     """Scan package archives, unpacked packages, or trees of many packages.
 
     TARGETS are .tar.gz/.zip/.whl/.egg files, unpacked package directories, single source
@@ -72,15 +121,14 @@ def scan_command(targets: tuple[Path, ...], fmt: str, output: Path | None, fail_
     show_progress = progress if progress is not None else (sys.stderr.isatty() and len(paths) > 1)
     results: list[ScanResult] = []
     with ExitStack() as stack:
-        out: TextIO = (stack.enter_context(output.open("w", encoding="utf-8")) if output
-                       else sys.stdout)
+        out: TextIO = (
+            stack.enter_context(output.open("w", encoding="utf-8")) if output else sys.stdout
+        )
         for result in _run(paths, config, show_progress):
-            if formatter.streaming and name != "text" or (name == "text" and len(paths) == 1):
+            if (formatter.streaming and name != "text") or (name == "text" and len(paths) == 1):
                 formatter.write_result(result, out)
             results.append(result)
-        if not formatter.streaming:
-            formatter.write_all(results, out)
-        elif name == "text" and len(paths) > 1:
+        if not formatter.streaming or (name == "text" and len(paths) > 1):
             formatter.write_all(results, out)
         elif name == "summary":
             from pkgvet.report.text import _console, summary_table
@@ -102,8 +150,13 @@ def _run(paths: list[Path], config: ScanConfig, show: bool) -> Iterator[ScanResu
         TimeRemainingColumn,
     )
 
-    columns = (TextColumn("scanning"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
-               TextColumn("{task.fields[flagged]} flagged"))
+    columns = (
+        TextColumn("scanning"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+        TextColumn("{task.fields[flagged]} flagged"),
+    )
     with Progress(*columns, transient=True) as bar:
         task = bar.add_task("scan", total=len(paths), flagged=0)
         flagged = 0

@@ -32,4 +32,6 @@ def get_format(name: str) -> Format:
     try:
         return FORMATS[name]()
     except KeyError:
-        raise ValueError(f"unknown format {name!r}; choose from {', '.join(sorted(FORMATS))}")
+        raise ValueError(
+            f"unknown format {name!r}; choose from {', '.join(sorted(FORMATS))}"
+        ) from None

@@ -32,8 +32,13 @@ def result_to_dict(r: ScanResult) -> dict[str, Any]:
         "triggers": r.triggers,
         "reasons": r.reasons,
         "findings": [
-            {**asdict(f), "severity": f.severity.value, "confidence": f.confidence.value,
-             "category": f.category.value, "trigger": f.trigger.value}
+            {
+                **asdict(f),
+                "severity": f.severity.value,
+                "confidence": f.confidence.value,
+                "category": f.category.value,
+                "trigger": f.trigger.value,
+            }
             for f in r.findings
         ],
         "skips": [asdict(s) for s in r.skips],

@@ -15,10 +15,19 @@ from rich.text import Text
 from pkgvet.models import ScanResult, Severity, Verdict
 from pkgvet.report.base import register
 
-_VERDICT_STYLE = {Verdict.MALICIOUS: "bold white on red", Verdict.SUSPICIOUS: "bold black on yellow",
-                  Verdict.CLEAN: "bold white on green", Verdict.ERROR: "bold white on magenta"}
-_SEV_STYLE = {Severity.CRITICAL: "bold red", Severity.HIGH: "red", Severity.MEDIUM: "yellow",
-              Severity.LOW: "cyan", Severity.INFO: "dim"}
+_VERDICT_STYLE = {
+    Verdict.MALICIOUS: "bold white on red",
+    Verdict.SUSPICIOUS: "bold black on yellow",
+    Verdict.CLEAN: "bold white on green",
+    Verdict.ERROR: "bold white on magenta",
+}
+_SEV_STYLE = {
+    Severity.CRITICAL: "bold red",
+    Severity.HIGH: "red",
+    Severity.MEDIUM: "yellow",
+    Severity.LOW: "cyan",
+    Severity.INFO: "dim",
+}
 
 
 def _console(out: TextIO) -> Console:
@@ -28,23 +37,38 @@ def _console(out: TextIO) -> Console:
 def render_result(r: ScanResult, console: Console) -> None:
     name = r.package.name or r.target
     version = f" {r.package.version}" if r.package.version else ""
-    head = Text.assemble((f" {r.verdict.value.upper()} ", _VERDICT_STYLE[r.verdict]), " ",
-                         (f"{name}{version}", "bold"), f"  score {r.score:.2f}")
-    lines = [head, Text(f"{r.target}  ({r.kind}, {r.size} bytes, {r.duration_s * 1000:.0f} ms)",
-                        style="dim")]
+    head = Text.assemble(
+        (f" {r.verdict.value.upper()} ", _VERDICT_STYLE[r.verdict]),
+        " ",
+        (f"{name}{version}", "bold"),
+        f"  score {r.score:.2f}",
+    )
+    lines = [
+        head,
+        Text(f"{r.target}  ({r.kind}, {r.size} bytes, {r.duration_s * 1000:.0f} ms)", style="dim"),
+    ]
     if r.error:
         lines.append(Text(f"error: {r.error}", style="magenta"))
     if r.findings:
-        lines.append(Text(f"categories: {', '.join(r.categories) or '-'}   "
-                          f"triggers: {', '.join(r.triggers) or '-'}"))
+        lines.append(
+            Text(
+                f"categories: {', '.join(r.categories) or '-'}   "
+                f"triggers: {', '.join(r.triggers) or '-'}"
+            )
+        )
     console.print(Panel(Text("\n").join(lines), expand=False))
     for f in r.findings:
         loc = f"{f.path}:{f.line}" if f.line else f.path
-        console.print(Text.assemble(
-            (f"{f.severity.value.upper():8}", _SEV_STYLE[f.severity]), " ",
-            (f.rule_id, "bold"), f" {f.title}  ", (escape(loc), "blue"),
-            (f"  [{f.category.value}, {f.trigger.value}-time]", "dim"),
-        ))
+        console.print(
+            Text.assemble(
+                (f"{f.severity.value.upper():8}", _SEV_STYLE[f.severity]),
+                " ",
+                (f.rule_id, "bold"),
+                f" {f.title}  ",
+                (escape(loc), "blue"),
+                (f"  [{f.category.value}, {f.trigger.value}-time]", "dim"),
+            )
+        )
         console.print(Text(f"         {f.message}"))
         if f.snippet:
             console.print(Text(f"         │ {f.snippet}", style="dim"))
@@ -90,13 +114,13 @@ def summary_table(results: Sequence[ScanResult], console: Console) -> None:
         t.add_row(v, str(n))
     console.print(t)
     if cats:
-        c = Table(title="packages with a high finding, by behaviour category")
-        c.add_column("category")
-        c.add_column("packages", justify="right")
-        c.add_column("share", justify="right")
+        by_cat = Table(title="packages with a high finding, by behaviour category")
+        by_cat.add_column("category")
+        by_cat.add_column("packages", justify="right")
+        by_cat.add_column("share", justify="right")
         for k, n in sorted(cats.items(), key=lambda kv: -kv[1]):
-            c.add_row(k, str(n), f"{100 * n / len(results):.1f}%")
-        console.print(c)
+            by_cat.add_row(k, str(n), f"{100 * n / len(results):.1f}%")
+        console.print(by_cat)
 
 
 @register
@@ -108,8 +132,10 @@ class SummaryFormat:
         r = result
         worst = r.max_severity.value if r.max_severity else "-"
         rules = ",".join(sorted({f.rule_id for f in r.findings if f.severity >= Severity.MEDIUM}))
-        out.write(f"{r.verdict.value:10} {r.score:.2f} {worst:8} {r.target} {rules}"
-                  f"{'  error: ' + r.error if r.error else ''}\n")
+        out.write(
+            f"{r.verdict.value:10} {r.score:.2f} {worst:8} {r.target} {rules}"
+            f"{'  error: ' + r.error if r.error else ''}\n"
+        )
 
     def write_all(self, results: Sequence[ScanResult], out: TextIO) -> None:
         for r in results:

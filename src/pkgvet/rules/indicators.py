@@ -51,88 +51,280 @@ class Indicator:
             yield from self.pattern.finditer(text, a, min(b, len(text)))
 
 
-WEBHOOK = Indicator(['webhook', 'api.telegram.org'], re.compile(
-    r"discord(?:app)?\.com/api/(?:v\d+/)?webhooks/|api\.telegram\.org/bot|"
-    r"hooks\.slack\.com/services/|webhook\.site|discordapp\.com/api/webhooks", _I
-))
-EXFIL_SERVICE = Indicator(['ngrok', 'trycloudflare', 'serveo', 'localhost.run', 'loca.lt', 'pipedream', 'requestbin', 'burpcollaborator', 'oastify', 'oast.', 'interact', 'canarytoken', 'dnslog', 'ceye.io', 'requestcatcher', 'beeceptor', 'iplogger', 'grabify', 'hookbin', 'mockbin', 'webhookrelay'], re.compile(
-    r"\b(?:ngrok\.io|ngrok-free\.app|ngrok\.app|ngrok\.dev|trycloudflare\.com|"
-    r"serveo\.net|localhost\.run|loca\.lt|pipedream\.net|requestbin\.(?:com|net)|"
-    r"burpcollaborator\.net|oastify\.com|oast\.(?:pro|live|site|online|fun|me)|interact\.sh|"
-    r"interactsh\.com|canarytokens\.(?:com|org)|dnslog\.(?:cn|link)|ceye\.io|"
-    r"requestcatcher\.com|beeceptor\.com|iplogger\.(?:org|com|ru)|grabify\.link|"
-    r"free\.beeceptor\.com|hookbin\.com|mockbin\.org|bin\.webhookrelay\.com|"
-    r"[a-z0-9]{20,}\.m\.pipedream\.net)\b", _I
-))
-PASTE_SHARE = Indicator(['pastebin', 'paste.ee', 'hastebin', 'rentry', 'ghostbin', 'transfer.sh', 'file.io', 'anonfiles', 'gofile', 'filebin', 'discordapp', 'raw.githubusercontent', 'bit.ly', 'tinyurl', 'is.gd', 'rb.gy'], re.compile(
-    r"\b(?:pastebin\.com/raw|paste\.ee/r|hastebin\.com/raw|rentry\.co/|ghostbin\.|"
-    r"transfer\.sh/|file\.io/|anonfiles\.com|gofile\.io|filebin\.net|cdn\.discordapp\.com/"
-    r"attachments|media\.discordapp\.net/attachments|raw\.githubusercontent\.com/[^\s\"']+"
-    r"\.(?:exe|dll|bat|ps1|vbs|scr)|bit\.ly/|tinyurl\.com/|is\.gd/|rb\.gy/)", _I
-))
-IP_SERVICES = Indicator(['ipinfo', 'ipify', 'ifconfig.me', 'icanhazip', 'checkip', 'ip-api', 'ipapi', 'wtfismyip', 'myexternalip', 'ident.me', 'ipecho', 'geolocation-db'], re.compile(
-    r"\b(?:ipinfo\.io|api\.ipify\.org|api64\.ipify\.org|ifconfig\.me|icanhazip\.com|"
-    r"checkip\.amazonaws\.com|ip-api\.com|ipapi\.co|wtfismyip\.com|myexternalip\.com|"
-    r"ident\.me|ipecho\.net|geolocation-db\.com)\b", _I
-))
-URL_IP = Indicator(['://'], re.compile(r"\b(?:https?|ftp|tcp|wss?)://(\d{1,3}(?:\.\d{1,3}){3})(?::\d{1,5})?", _I))
-SHELL_HIGH = Indicator(['curl', 'wget', 'powershell', 'certutil', 'bitsadmin', 'mshta', '/dev/tcp', 'nc ', 'ncat', 'nc.exe', 'bash -i', 'sh -i', 'wmic', 'regsvr32', 'invoke-webrequest', 'net.webclient', 'cmd', 'start /b'], re.compile(
-    r"\b(?:curl|wget)\b[^\n|;&]{0,300}\|\s*(?:sudo\s+)?(?:ba|z|da|k)?sh\b|"
-    r"powershell(?:\.exe)?\b[^\n]{0,200}?(?:\s-e(?:nc(?:odedcommand)?)?\s|"
-    r"-w(?:indowstyle)?\s+h(?:idden)?\b|\biex\b|invoke-expression|downloadstring|"
-    r"downloadfile|invoke-webrequest|\biwr\s|start-process|-exec(?:utionpolicy)?\s+bypass)|"
-    r"certutil(?:\.exe)?\s+-urlcache|bitsadmin(?:\.exe)?\s+/transfer|mshta(?:\.exe)?\s+"
-    r"(?:https?|vbscript|javascript):|/dev/tcp/\S+|\bnc(?:at)?(?:\.exe)?\s+(?:\S+\s+)*-[ec]\s|"
-    r"\bbash\s+-i\s*[>&]|\bsh\s+-i\s*[>&]|wmic\s+process\s+call\s+create|"
-    r"regsvr32(?:\.exe)?\s+/s\s+/n\s+/u|Invoke-WebRequest|New-Object\s+Net\.WebClient|"
-    r"\b(?:curl|wget)\b[^\n]{0,300}(?:&&|;|\|\|)\s*(?:chmod\s+\+x|\./|bash\s|sh\s|python\d?\s)|"
-    r"\b(?:curl|wget)\s[^\n]{0,200}\s-[oO]\s*\S+[^\n]{0,200}(?:&&|;)\s*\S*(?:start|\./)|"
-    r"cmd(?:\.exe)?\s+/c\s+start\s|\bstart\s+/b\s+\S+\.exe",
-    _I,
-))
-BROWSER = Indicator(['login data', 'local state', 'key4.db', 'logins.json', 'cookies.sqlite', 'web data', 'user data', 'opera software', 'firefox', 'browser_cookie3'], re.compile(
-    r"Login Data|Local State|key4\.db|logins\.json|cookies\.sqlite|Web Data|"
-    r"(?:Google[\\/]+Chrome|Microsoft[\\/]+Edge|BraveSoftware[\\/]+Brave-Browser|"
-    r"Chromium|Yandex[\\/]+YandexBrowser|Vivaldi)[\\/]+User Data|"
-    r"Opera Software[\\/]+Opera|Mozilla[\\/]+Firefox[\\/]+Profiles|browser_cookie3", _I
-))
-DISCORD_TELEGRAM = Indicator(['discord', 'telegram', 'tdata', 'dqw4w9wgxcq', 'leveldb', 'mfa.'], re.compile(
-    r"discord(?:canary|ptb)?[\\/]+Local Storage|Local Storage[\\/]+leveldb|dQw4w9WgXcQ:|"
-    r"[\w-]{24}\.[\w-]{6}\.[\w-]{27}|mfa\.[\w-]{84}|Telegram Desktop[\\/]+tdata|"
-    r"discord\.com/api/v\d+/users/@me|discordapp\.com/api/v\d+/users/@me", _I
-))
-WALLETS = Indicator(['exodus', 'electrum', 'wallet.dat', 'atomic', 'coinomi', 'armory', 'jaxx', 'guarda', 'nkbihf', 'keystore', 'bitcoin', 'zcash'], re.compile(
-    r"Exodus[\\/]+exodus\.wallet|exodus\.wallet|Electrum[\\/]+wallets|wallet\.dat|"
-    r"Atomic[\\/]+Local Storage|Coinomi[\\/]|Armory[\\/]|Jaxx[\\/]|Guarda[\\/]|"
-    r"nkbihfbeogaeaoehlefnkodbefgpgknn|Ethereum[\\/]+keystore|Bitcoin[\\/]+wallets|"
-    r"Zcash[\\/]|com\.liberty\.jaxx", _I
-))
-CREDENTIALS = Indicator(['.ssh', '.aws', '.kube', 'gcloud', '.docker', '.git-credentials', '/etc/shadow', '_history', 'filezilla', 'hosts.yml', '.pypirc', '.npmrc'], re.compile(
-    r"\.ssh[\\/]+(?:id_rsa|id_ed25519|id_dsa|id_ecdsa)\b|\.aws[\\/]+credentials|"
-    r"\.kube[\\/]+config|gcloud[\\/]+(?:credentials\.db|application_default_credentials)|"
-    r"\.docker[\\/]+config\.json|\.git-credentials|/etc/shadow|\.bash_history|\.zsh_history|"
-    r"FileZilla[\\/]+(?:recentservers|sitemanager)\.xml|\.config[\\/]+gh[\\/]+hosts\.yml|"
-    r"\.pypirc|\.npmrc", _I
-))
-PERSISTENCE = Indicator(['currentversion', 'startup', 'schtasks', 'cron', 'systemd', 'systemctl', 'launchagents', 'launchdaemons', 'rc.local', 'start menu'], re.compile(
-    r"CurrentVersion\\+Run(?:Once)?\b|Start Menu\\+Programs\\+Startup|"
-    r"schtasks(?:\.exe)?\s+/create|/etc/cron|crontab\s+-|/etc/systemd/system|"
-    r"systemctl\s+(?:--user\s+)?enable|Library/LaunchAgents|/Library/LaunchDaemons|"
-    r"/etc/rc\.local|\\Microsoft\\Windows\\Start Menu|shell:startup", _I
-))
-RC_FILES = Indicator(['bashrc', 'zshrc', 'bash_profile', '.profile'], re.compile(r"(?:^|[\\/~])\.(?:bashrc|zshrc|bash_profile|profile)\b"))
-AV_TAMPER = Indicator(['mppreference', 'disablerealtimemonitoring', 'advfirewall', 'exclusionpath'], re.compile(
-    r"Add-MpPreference|Set-MpPreference\s+-Disable|DisableRealtimeMonitoring|"
-    r"netsh\s+advfirewall\s+set\s+\w+\s+state\s+off|ExclusionPath", _I
-))
-OBFUSCATOR_MALWARE = Indicator(['blankobf', 'hyperion', 'pyobfuscate', 'py-fuscate', 'obfuscated', 'kramer', '__obfuscator__', 'anonymous obfuscator', 'w3ll', 'lambda obfuscator', 'freecodingtools'], re.compile(
-    r"BlankOBF|Hyperion|pyobfuscate\.com|Py-Fuscate|obfuscated\s+by\s+(?:kramer|blank|"
-    r"hyperion|pyobfuscate)|Kramer-Specter|__obfuscator__\s*=|Anonymous obfuscator|"
-    r"W3LL|Lambda obfuscator|freecodingtools\.org", _I
-))
-OBFUSCATOR_COMMERCIAL = Indicator(['pyarmor', 'pytransform', 'py_armor', 'sourcedefender'], re.compile(r"__pyarmor__|pyarmor_runtime|from pytransform import|"
-                                   r"pytransform\.pyarmor|PY_ARMOR|sourcedefender", _I))
-HIDDEN_BY_WHITESPACE = Indicator([" " * 150, "\t" * 150], re.compile(r"[ \t]{150,}\S"))
+WEBHOOK_WITH_ID = re.compile(r"webhooks/\d{6,}/[\w-]{20,}|api\.telegram\.org/bot\d+:[\w-]{20,}", _I)
+WEBHOOK = Indicator(
+    ["webhook", "api.telegram.org"],
+    re.compile(
+        r"discord(?:app)?\.com/api/(?:v\d+/)?webhooks/|api\.telegram\.org/bot|"
+        r"hooks\.slack\.com/services/|webhook\.site|discordapp\.com/api/webhooks",
+        _I,
+    ),
+)
+EXFIL_SERVICE = Indicator(
+    [
+        "ngrok",
+        "trycloudflare",
+        "serveo",
+        "localhost.run",
+        "loca.lt",
+        "pipedream",
+        "requestbin",
+        "burpcollaborator",
+        "oastify",
+        "oast.",
+        "interact",
+        "canarytoken",
+        "dnslog",
+        "ceye.io",
+        "requestcatcher",
+        "beeceptor",
+        "iplogger",
+        "grabify",
+        "hookbin",
+        "mockbin",
+        "webhookrelay",
+    ],
+    re.compile(
+        r"\b(?:ngrok\.io|ngrok-free\.app|ngrok\.app|ngrok\.dev|trycloudflare\.com|"
+        r"serveo\.net|localhost\.run|loca\.lt|pipedream\.net|requestbin\.(?:com|net)|"
+        r"burpcollaborator\.net|oastify\.com|oast\.(?:pro|live|site|online|fun|me)|interact\.sh|"
+        r"interactsh\.com|canarytokens\.(?:com|org)|dnslog\.(?:cn|link)|ceye\.io|"
+        r"requestcatcher\.com|beeceptor\.com|iplogger\.(?:org|com|ru)|grabify\.link|"
+        r"free\.beeceptor\.com|hookbin\.com|mockbin\.org|bin\.webhookrelay\.com|"
+        r"[a-z0-9]{20,}\.m\.pipedream\.net)\b",
+        _I,
+    ),
+)
+PASTE_SHARE = Indicator(
+    [
+        "pastebin",
+        "paste.ee",
+        "hastebin",
+        "rentry",
+        "ghostbin",
+        "transfer.sh",
+        "file.io",
+        "anonfiles",
+        "gofile",
+        "filebin",
+        "discordapp",
+        "raw.githubusercontent",
+        "bit.ly",
+        "tinyurl",
+        "is.gd",
+        "rb.gy",
+    ],
+    re.compile(
+        r"\b(?:pastebin\.com/raw|paste\.ee/r|hastebin\.com/raw|rentry\.co/|ghostbin\.|"
+        r"transfer\.sh/|file\.io/|anonfiles\.com|gofile\.io|filebin\.net|cdn\.discordapp\.com/"
+        r"attachments|media\.discordapp\.net/attachments|raw\.githubusercontent\.com/[^\s\"']+"
+        r"\.(?:exe|dll|bat|ps1|vbs|scr)|bit\.ly/|tinyurl\.com/|is\.gd/|rb\.gy/)",
+        _I,
+    ),
+)
+IP_SERVICES = Indicator(
+    [
+        "ipinfo",
+        "ipify",
+        "ifconfig.me",
+        "icanhazip",
+        "checkip",
+        "ip-api",
+        "ipapi",
+        "wtfismyip",
+        "myexternalip",
+        "ident.me",
+        "ipecho",
+        "geolocation-db",
+    ],
+    re.compile(
+        r"\b(?:ipinfo\.io|api\.ipify\.org|api64\.ipify\.org|ifconfig\.me|icanhazip\.com|"
+        r"checkip\.amazonaws\.com|ip-api\.com|ipapi\.co|wtfismyip\.com|myexternalip\.com|"
+        r"ident\.me|ipecho\.net|geolocation-db\.com)\b",
+        _I,
+    ),
+)
+URL_IP = Indicator(
+    ["://"], re.compile(r"\b(?:https?|ftp|tcp|wss?)://(\d{1,3}(?:\.\d{1,3}){3})(?::\d{1,5})?", _I)
+)
+SHELL_HIGH = Indicator(
+    [
+        "curl",
+        "wget",
+        "powershell",
+        "certutil",
+        "bitsadmin",
+        "mshta",
+        "/dev/tcp",
+        "nc ",
+        "ncat",
+        "nc.exe",
+        "bash -i",
+        "sh -i",
+        "wmic",
+        "regsvr32",
+        "invoke-webrequest",
+        "net.webclient",
+        "cmd",
+        "start /b",
+    ],
+    re.compile(
+        r"\b(?:curl|wget)\b[^\n|;&]{0,300}\|\s*(?:sudo\s+)?(?:ba|z|da|k)?sh\b|"
+        r"powershell(?:\.exe)?\b[^\n]{0,200}?(?:\s-e(?:nc(?:odedcommand)?)?\s|"
+        r"-w(?:indowstyle)?\s+h(?:idden)?\b|\biex\b|invoke-expression|downloadstring|"
+        r"downloadfile|invoke-webrequest|\biwr\s|start-process|-exec(?:utionpolicy)?\s+bypass)|"
+        r"certutil(?:\.exe)?\s+-urlcache|bitsadmin(?:\.exe)?\s+/transfer|mshta(?:\.exe)?\s+"
+        r"(?:https?|vbscript|javascript):|/dev/tcp/\S+|\bnc(?:at)?(?:\.exe)?\s+(?:\S+\s+)*-[ec]\s|"
+        r"\bbash\s+-i\s*[>&]|\bsh\s+-i\s*[>&]|wmic\s+process\s+call\s+create|"
+        r"regsvr32(?:\.exe)?\s+/s\s+/n\s+/u|Invoke-WebRequest|New-Object\s+Net\.WebClient|"
+        r"\b(?:curl|wget)\b[^\n]{0,300}(?:&&|;|\|\|)\s*(?:chmod\s+\+x|\./|bash\s|sh\s|python\d?\s)|"
+        r"\b(?:curl|wget)\s[^\n]{0,200}\s-[oO]\s*\S+[^\n]{0,200}(?:&&|;)\s*\S*(?:start|\./)|"
+        r"cmd(?:\.exe)?\s+/c\s+start\s|\bstart\s+/b\s+\S+\.exe",
+        _I,
+    ),
+)
+BROWSER = Indicator(
+    [
+        "login data",
+        "local state",
+        "key4.db",
+        "logins.json",
+        "cookies.sqlite",
+        "web data",
+        "user data",
+        "opera software",
+        "firefox",
+        "browser_cookie3",
+    ],
+    re.compile(
+        r"(?-i:Login Data|Local State|Web Data)|key4\.db|logins\.json|cookies\.sqlite|"
+        r"(?:Google[\\/]+Chrome|Microsoft[\\/]+Edge|BraveSoftware[\\/]+Brave-Browser|"
+        r"Chromium|Yandex[\\/]+YandexBrowser|Vivaldi)[\\/]+User Data|"
+        r"Opera Software[\\/]+Opera|Mozilla[\\/]+Firefox[\\/]+Profiles|browser_cookie3",
+        _I,
+    ),
+)
+DISCORD_TELEGRAM = Indicator(
+    ["discord", "telegram", "tdata", "dqw4w9wgxcq", "leveldb", "mfa."],
+    re.compile(
+        r"discord(?:canary|ptb)?[\\/]+Local Storage|Local Storage[\\/]+leveldb|dQw4w9WgXcQ:|"
+        r"[\w-]{24}\.[\w-]{6}\.[\w-]{27}|mfa\.[\w-]{84}|Telegram Desktop[\\/]+tdata|"
+        r"discord\.com/api/v\d+/users/@me|discordapp\.com/api/v\d+/users/@me",
+        _I,
+    ),
+)
+WALLETS = Indicator(
+    [
+        "exodus",
+        "electrum",
+        "wallet.dat",
+        "atomic",
+        "coinomi",
+        "armory",
+        "jaxx",
+        "guarda",
+        "nkbihf",
+        "keystore",
+        "bitcoin",
+        "zcash",
+    ],
+    re.compile(
+        r"Exodus[\\/]+exodus\.wallet|exodus\.wallet|Electrum[\\/]+wallets|wallet\.dat|"
+        r"Atomic[\\/]+Local Storage|Coinomi[\\/]|Armory[\\/]|Jaxx[\\/]|Guarda[\\/]|"
+        r"nkbihfbeogaeaoehlefnkodbefgpgknn|Ethereum[\\/]+keystore|Bitcoin[\\/]+wallets|"
+        r"Zcash[\\/]|com\.liberty\.jaxx",
+        _I,
+    ),
+)
+CREDENTIALS = Indicator(
+    [
+        ".ssh",
+        ".aws",
+        ".kube",
+        "gcloud",
+        ".docker",
+        ".git-credentials",
+        "/etc/shadow",
+        "_history",
+        "filezilla",
+        "hosts.yml",
+        ".pypirc",
+        ".npmrc",
+    ],
+    re.compile(
+        r"\.ssh[\\/]+(?:id_rsa|id_ed25519|id_dsa|id_ecdsa)\b|\.aws[\\/]+credentials|"
+        r"\.kube[\\/]+config|gcloud[\\/]+(?:credentials\.db|application_default_credentials)|"
+        r"\.docker[\\/]+config\.json|\.git-credentials|/etc/shadow|\.bash_history|\.zsh_history|"
+        r"FileZilla[\\/]+(?:recentservers|sitemanager)\.xml|\.config[\\/]+gh[\\/]+hosts\.yml|"
+        r"\.pypirc|\.npmrc",
+        _I,
+    ),
+)
+PERSISTENCE = Indicator(
+    [
+        "currentversion",
+        "startup",
+        "schtasks",
+        "cron",
+        "systemd",
+        "systemctl",
+        "launchagents",
+        "launchdaemons",
+        "rc.local",
+        "start menu",
+    ],
+    re.compile(
+        r"CurrentVersion\\+Run(?:Once)?\b|Start Menu\\+Programs\\+Startup|"
+        r"schtasks(?:\.exe)?\s+/create|/etc/cron|crontab\s+-|/etc/systemd/system|"
+        r"systemctl\s+(?:--user\s+)?enable|Library/LaunchAgents|/Library/LaunchDaemons|"
+        r"/etc/rc\.local|\\Microsoft\\Windows\\Start Menu|shell:startup",
+        _I,
+    ),
+)
+RC_FILES = Indicator(
+    ["bashrc", "zshrc", "bash_profile", ".profile"],
+    re.compile(r"(?:^|[\\/~])\.(?:bashrc|zshrc|bash_profile|profile)\b"),
+)
+AV_TAMPER = Indicator(
+    ["mppreference", "advfirewall"],
+    re.compile(
+        r"Add-MpPreference|Set-MpPreference\s+-Disable|Set-MpPreference[^\n]{0,80}\$true|"
+        r"netsh\s+advfirewall\s+set\s+\w+\s+state\s+off",
+        _I,
+    ),
+)
+OBFUSCATOR_MALWARE = Indicator(
+    [
+        "blankobf",
+        "hyperion",
+        "pyobfuscate",
+        "py-fuscate",
+        "obfuscated",
+        "kramer",
+        "__obfuscator__",
+        "anonymous obfuscator",
+        "w3ll",
+        "lambda obfuscator",
+        "freecodingtools",
+    ],
+    re.compile(
+        r"BlankOBF|Hyperion\s+(?:obfuscator|by)|pyobfuscate\.com|Py-Fuscate|"
+        r"obfuscated\s+(?:by|with|using)\s+(?:kramer|blank|hyperion|pyobfuscate)|Kramer-Specter|"
+        r"__obfuscator__\s*=|Anonymous obfuscator|Lambda obfuscator|freecodingtools\.org",
+        _I,
+    ),
+)
+OBFUSCATOR_COMMERCIAL = Indicator(
+    ["pyarmor", "pytransform", "py_armor", "sourcedefender"],
+    re.compile(
+        r"__pyarmor__|pyarmor_runtime|from pytransform import|"
+        r"pytransform\.pyarmor|PY_ARMOR|sourcedefender",
+        _I,
+    ),
+)
+HIDDEN_BY_WHITESPACE = Indicator(
+    [" " * 150, "\t" * 150], re.compile(r"[ \t]{150,}[;A-Za-z_][^\n]*\(")
+)
 
 _PRIVATE_NETS = ("127.", "0.", "10.", "192.168.", "169.254.", "255.")
 
@@ -142,8 +334,15 @@ def public_ip(ip: str) -> bool:
         addr = ipaddress.IPv4Address(ip)
     except ValueError:
         return False
-    return not (addr.is_private or addr.is_loopback or addr.is_unspecified or addr.is_reserved
-                or addr.is_multicast or addr.is_link_local or ip.startswith(_PRIVATE_NETS))
+    return not (
+        addr.is_private
+        or addr.is_loopback
+        or addr.is_unspecified
+        or addr.is_reserved
+        or addr.is_multicast
+        or addr.is_link_local
+        or ip.startswith(_PRIVATE_NETS)
+    )
 
 
 def search_strings(file: FileContext, indicator: Indicator) -> Iterator[tuple[int, str]]:

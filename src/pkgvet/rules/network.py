@@ -7,7 +7,7 @@ import ast
 from collections.abc import Iterator
 
 from pkgvet.analysis.apis import Cap
-from pkgvet.analysis.context import FileContext, PackageContext
+from pkgvet.analysis.context import CallSite, FileContext, PackageContext
 from pkgvet.models import Category, Confidence, Finding, Severity, Trigger
 from pkgvet.rules.base import RuleMeta, rule
 from pkgvet.rules.indicators import (
@@ -15,25 +15,48 @@ from pkgvet.rules.indicators import (
     PASTE_SHARE,
     URL_IP,
     WEBHOOK,
+    WEBHOOK_WITH_ID,
     public_ip,
     search_strings,
 )
 from pkgvet.rules.stealing import sends
 
 
-@rule("PV401", "webhook-endpoint", "Posts to a chat webhook", Severity.HIGH, Confidence.HIGH,
-      Category.INFORMATION_STEALING, "CWE-200")
+@rule(
+    "PV401",
+    "webhook-endpoint",
+    "Posts to a chat webhook",
+    Severity.HIGH,
+    Confidence.HIGH,
+    Category.INFORMATION_STEALING,
+    "CWE-200",
+)
 def webhook_endpoint(pkg: PackageContext, meta: RuleMeta) -> Iterator[Finding]:
     """Discord and Slack webhooks, Telegram bot API URLs and webhook.site: the cheapest
     exfiltration channel of stealers, almost never in library code."""
     for f in pkg.all_files():
         for line, text in search_strings(f, WEBHOOK):
-            yield meta.at(f, line, "chat webhook endpoint", evidence=defang(text))
+            full = any(WEBHOOK_WITH_ID.search(s) for s, ln in f.strings if ln == line)
+            live = full or f.trigger is not Trigger.RUNTIME or f.depth > 0
+            yield meta.at(
+                f,
+                line,
+                "chat webhook endpoint" + (" with its token" if full else ""),
+                evidence=defang(text),
+                severity=Severity.HIGH if live else Severity.MEDIUM,
+            )
             break
 
 
-@rule("PV402", "exfiltration-service", "Talks to a tunnel, request catcher or IP logger",
-      Severity.HIGH, Confidence.HIGH, Category.INFORMATION_STEALING, "CWE-200")
+@rule(
+    "PV402",
+    "exfiltration-service",
+    "Talks to a tunnel, request catcher or IP logger",
+    Severity.HIGH,
+    Confidence.HIGH,
+    Category.INFORMATION_STEALING,
+    "CWE-200",
+)
 def exfiltration_service(pkg: PackageContext, meta: RuleMeta) -> Iterator[Finding]:
     """Out-of-band interaction hosts (Burp Collaborator, oast.*, interact.sh, pipedream,
     requestbin, dnslog, ceye), tunnels (ngrok, trycloudflare, serveo) and IP loggers. Paste and
@@ -46,13 +69,26 @@ def exfiltration_service(pkg: PackageContext, meta: RuleMeta) -> Iterator[Findin
         else:
             for line, text in search_strings(f, PASTE_SHARE):
                 sev = Severity.HIGH if f.trigger is Trigger.INSTALL else Severity.MEDIUM
-                yield meta.at(f, line, "paste, file-sharing or shortened URL",
-                              severity=sev, confidence=Confidence.MEDIUM, evidence=defang(text))
+                yield meta.at(
+                    f,
+                    line,
+                    "paste, file-sharing or shortened URL",
+                    severity=sev,
+                    confidence=Confidence.MEDIUM,
+                    evidence=defang(text),
+                )
                 break
 
 
-@rule("PV403", "raw-ip-endpoint", "Connects to a hard-coded public IP address",
-      Severity.HIGH, Confidence.MEDIUM, Category.REMOTE_CONTROL, "CWE-200")
+@rule(
+    "PV403",
+    "raw-ip-endpoint",
+    "Connects to a hard-coded public IP address",
+    Severity.HIGH,
+    Confidence.MEDIUM,
+    Category.REMOTE_CONTROL,
+    "CWE-200",
+)
 def raw_ip_endpoint(pkg: PackageContext, meta: RuleMeta) -> Iterator[Finding]:
     """A URL or socket address on a literal public IPv4 address. High in install- or
     import-time code that can reach the network, medium otherwise."""
@@ -62,8 +98,13 @@ def raw_ip_endpoint(pkg: PackageContext, meta: RuleMeta) -> Iterator[Finding]:
             continue
         line, text = hit
         eager = f.trigger is not Trigger.RUNTIME and sends(f)
-        yield meta.at(f, line, "hard-coded public IP endpoint", evidence=defang(text),
-                      severity=Severity.HIGH if eager else Severity.MEDIUM)
+        yield meta.at(
+            f,
+            line,
+            "hard-coded public IP endpoint",
+            evidence=defang(text),
+            severity=Severity.HIGH if eager else Severity.MEDIUM,
+        )
 
 
 def _ip_url(f: FileContext) -> tuple[int, str] | None:
@@ -74,19 +115,36 @@ def _ip_url(f: FileContext) -> tuple[int, str] | None:
     return None
 
 
+# Connecting a UDP socket to a public resolver is the usual way to learn the local address.
+_PUBLIC_RESOLVERS = frozenset(
+    {"8.8.8.8", "8.8.4.4", "1.1.1.1", "1.0.0.1", "9.9.9.9", "208.67.222.222"}
+)
+
+
 def _socket_ip(f: FileContext) -> tuple[int, str] | None:
     for c in f.calls:
         if c.qualname.endswith(".connect") or c.qualname == "socket.create_connection":
             args = f.const_args(c)
             addr = args[0] if args else None
-            if isinstance(addr, list | tuple) and addr and isinstance(addr[0], str):
-                if public_ip(addr[0]):
-                    return c.line, f"{addr[0]}:{addr[1] if len(addr) > 1 else ''}"
+            if (
+                isinstance(addr, list | tuple)
+                and addr
+                and isinstance(addr[0], str)
+                and public_ip(addr[0])
+            ):
+                return c.line, f"{addr[0]}:{addr[1] if len(addr) > 1 else ''}"
     return None
 
 
-@rule("PV404", "reverse-shell", "Reverse shell: socket wired to a shell", Severity.CRITICAL,
-      Confidence.HIGH, Category.REMOTE_CONTROL, "CWE-506")
+@rule(
+    "PV404",
+    "reverse-shell",
+    "Reverse shell: socket wired to a shell",
+    Severity.CRITICAL,
+    Confidence.HIGH,
+    Category.REMOTE_CONTROL,
+    "CWE-506",
+)
 def reverse_shell(pkg: PackageContext, meta: RuleMeta) -> Iterator[Finding]:
     """A socket whose file descriptors are duplicated onto stdin/stdout (``os.dup2``) before a
     shell or process starts, or a socket loop that runs what it receives: remote control."""
@@ -94,43 +152,92 @@ def reverse_shell(pkg: PackageContext, meta: RuleMeta) -> Iterator[Finding]:
         if Cap.SOCKET not in f.caps:
             continue
         if Cap.DUP2 in f.caps and (Cap.PROCESS in f.caps or "pty" in f.imports):
-            yield meta.at(f, f.caps[Cap.DUP2], "socket descriptors handed to a shell")
+            on_socket = any(_dups_socket(f, c) for c in f.calls_matching("os.dup2"))
+            yield meta.at(
+                f,
+                f.caps[Cap.DUP2],
+                "socket descriptors handed to a shell"
+                if on_socket
+                else "descriptors duplicated near sockets and a shell",
+                severity=Severity.CRITICAL if on_socket else Severity.MEDIUM,
+            )
         elif (Cap.PROCESS in f.caps or Cap.EXEC in f.caps) and any(
             c.qualname.endswith(".recv") for c in f.calls
         ):
-            yield meta.at(f, f.caps[Cap.SOCKET], "runs commands received over a socket",
-                          severity=Severity.HIGH)
+            yield meta.at(
+                f,
+                f.caps[Cap.SOCKET],
+                "runs commands received over a socket",
+                severity=Severity.HIGH,
+            )
 
 
-@rule("PV405", "dns-exfiltration", "Encodes data into DNS lookups", Severity.HIGH,
-      Confidence.MEDIUM, Category.INFORMATION_STEALING, "CWE-200")
+def _dups_socket(f: FileContext, call: CallSite) -> bool:
+    """``os.dup2(s.fileno(), n)`` where ``s`` comes from ``socket``."""
+    if call.node is None or not call.node.args:
+        return False
+    arg = call.node.args[0]
+    if isinstance(arg, ast.Call):
+        return f.qualname(arg.func).startswith("socket.")
+    return False
+
+
+@rule(
+    "PV405",
+    "dns-exfiltration",
+    "Encodes data into DNS lookups",
+    Severity.HIGH,
+    Confidence.MEDIUM,
+    Category.INFORMATION_STEALING,
+    "CWE-200",
+)
 def dns_exfiltration(pkg: PackageContext, meta: RuleMeta) -> Iterator[Finding]:
     """A name lookup (``socket.gethostbyname``, ``getaddrinfo``, dnspython) of a host name built
     at run time (an f-string, concatenation or ``format``) in code that also collects system or
     environment details: data smuggled out in DNS queries."""
     for f in pkg.all_files():
-        if Cap.DNS not in f.caps or not (Cap.FINGERPRINT in f.caps or Cap.ENV in f.caps
-                                         or Cap.DECODE in f.caps):
+        if Cap.DNS not in f.caps or not (
+            Cap.FINGERPRINT in f.caps or Cap.ENV in f.caps or Cap.DECODE in f.caps
+        ):
             continue
         for c in f.calls:
             if c.node is None or not c.node.args:
                 continue
-            if c.qualname.split(".")[-1] in ("gethostbyname", "getaddrinfo", "gethostbyname_ex",
-                                              "resolve", "query"):
-                if isinstance(c.node.args[0], ast.JoinedStr | ast.BinOp | ast.Call):
+            if c.qualname.split(".")[-1] in (
+                "gethostbyname",
+                "getaddrinfo",
+                "gethostbyname_ex",
+                "resolve",
+                "query",
+            ):
+                arg = c.node.args[0]
+                built = isinstance(arg, ast.JoinedStr | ast.BinOp) or (
+                    isinstance(arg, ast.Call)
+                    and isinstance(arg.func, ast.Attribute)
+                    and arg.func.attr in ("format", "join")
+                )
+                if built:
                     yield meta.at(f, c.line, "looks up a computed host name")
                     break
 
 
-@rule("PV406", "network-at-install", "Network access during installation", Severity.MEDIUM,
-      Confidence.MEDIUM, Category.INFORMATION_STEALING, "CWE-829")
+@rule(
+    "PV406",
+    "network-at-install",
+    "Network access during installation",
+    Severity.MEDIUM,
+    Confidence.MEDIUM,
+    Category.INFORMATION_STEALING,
+    "CWE-829",
+)
 def network_at_install(pkg: PackageContext, meta: RuleMeta) -> Iterator[Finding]:
     """setup.py, a module it imports, or a .pth file makes HTTP, socket or DNS calls. Builds do
     not need the network; payloads do."""
     for f in pkg.all_files():
         if f.trigger is Trigger.INSTALL and sends(f):
-            line = min(f.caps[c] for c in (Cap.NETWORK, Cap.SOCKET, Cap.DNS, Cap.DOWNLOAD)
-                       if c in f.caps)
+            line = min(
+                f.caps[c] for c in (Cap.NETWORK, Cap.SOCKET, Cap.DNS, Cap.DOWNLOAD) if c in f.caps
+            )
             yield meta.at(f, line, "network call in install-time code")
 
 

@@ -10,23 +10,47 @@ from collections.abc import Iterator
 
 from pkgvet.analysis.apis import Cap
 from pkgvet.analysis.context import PackageContext
-from pkgvet.models import Category, Confidence, Finding, Severity
+from pkgvet.models import Category, Confidence, Finding, Severity, Trigger
 from pkgvet.rules.base import RuleMeta, rule
 from pkgvet.rules.indicators import (
     HIDDEN_BY_WHITESPACE,
-    Indicator,
     OBFUSCATOR_COMMERCIAL,
     OBFUSCATOR_MALWARE,
+    Indicator,
 )
 
-_DANGEROUS_MODULES = frozenset({"os", "subprocess", "socket", "builtins", "base64", "marshal",
-                                "zlib", "urllib", "urllib.request", "requests", "ctypes", "pty",
-                                "__builtin__", "importlib", "codecs"})
+_DANGEROUS_MODULES = frozenset(
+    {
+        "os",
+        "subprocess",
+        "socket",
+        "builtins",
+        "base64",
+        "marshal",
+        "zlib",
+        "urllib",
+        "urllib.request",
+        "requests",
+        "ctypes",
+        "pty",
+        "__builtin__",
+        "importlib",
+        "codecs",
+    }
+)
+_BUILTINS = frozenset({"__builtins__", "builtins", "__builtin__"})
 _ACTIVE = (Cap.PROCESS, Cap.NETWORK, Cap.SOCKET, Cap.DOWNLOAD, Cap.EXEC, Cap.DNS, Cap.MARSHAL)
 
 
-@rule("PV601", "encoded-python-payload", "Carries Python code in encoded form", Severity.HIGH,
-      Confidence.HIGH, Category.OBFUSCATION, "CWE-506")
+@rule(
+    "PV601",
+    "encoded-python-payload",
+    "Carries Python code in encoded form",
+    Severity.HIGH,
+    Confidence.HIGH,
+    Category.OBFUSCATION,
+    "CWE-506",
+)
 def encoded_python_payload(pkg: PackageContext, meta: RuleMeta) -> Iterator[Finding]:
     """A literal that decodes statically (base64/hex, zlib/gzip/bz2/lzma, reversal, nested) to
     Python source. pkgvet decodes it without running it and analyses the result; this finding
@@ -34,13 +58,17 @@ def encoded_python_payload(pkg: PackageContext, meta: RuleMeta) -> Iterator[Find
     executes more code, medium otherwise."""
     for f in pkg.files:
         for child in f.walk():
-            if child.depth == 0:
+            if child.depth == 0 or not child.encoded:
                 continue
             active = any(c in child.caps for c in _ACTIVE)
             layers = "layer" if child.depth == 1 else f"{child.depth} layers"
-            yield meta.at(child, 1, f"decoded Python payload ({layers} deep)",
-                          severity=Severity.HIGH if active else Severity.MEDIUM,
-                          evidence=child.text[:400])
+            yield meta.at(
+                child,
+                1,
+                f"decoded Python payload ({layers} deep)",
+                severity=Severity.HIGH if active else Severity.MEDIUM,
+                evidence=child.text[:400],
+            )
 
 
 def _entropy(s: str) -> float:
@@ -49,21 +77,36 @@ def _entropy(s: str) -> float:
     return -sum(c / n * math.log2(c / n) for c in counts.values())
 
 
-@rule("PV602", "encoded-blob", "Long high-entropy encoded string", Severity.LOW,
-      Confidence.LOW, Category.OBFUSCATION)
+@rule(
+    "PV602",
+    "encoded-blob",
+    "Long high-entropy encoded string",
+    Severity.LOW,
+    Confidence.LOW,
+    Category.OBFUSCATION,
+)
 def encoded_blob(pkg: PackageContext, meta: RuleMeta) -> Iterator[Finding]:
     """A string literal of 2,000+ characters of base64/hex alphabet with high entropy that did
     not decode to Python: possibly an embedded binary payload (or an icon)."""
     for f in pkg.all_files():
+        decoded_lines = {c.origin_line for c in f.children}
         for s, line in f.strings:
+            if line in decoded_lines:
+                continue
             if len(s) >= 2000 and " " not in s[:200] and _entropy(s[:4096]) > 5.2:
-                yield meta.at(f, line, f"{len(s)}-character high-entropy string",
-                              evidence=s[:80])
+                yield meta.at(f, line, f"{len(s)}-character high-entropy string", evidence=s[:80])
                 break
 
 
-@rule("PV603", "obfuscator-marker", "Produced by a code obfuscator", Severity.HIGH,
-      Confidence.HIGH, Category.OBFUSCATION, "CWE-506")
+@rule(
+    "PV603",
+    "obfuscator-marker",
+    "Produced by a code obfuscator",
+    Severity.HIGH,
+    Confidence.HIGH,
+    Category.OBFUSCATION,
+    "CWE-506",
+)
 def obfuscator_marker(pkg: PackageContext, meta: RuleMeta) -> Iterator[Finding]:
     """Markers of obfuscators favoured by stealers (BlankOBF, Hyperion, pyobfuscate, Kramer,
     Py-Fuscate): high. Commercial protectors (PyArmor, SourceDefender) hide code from review
@@ -75,8 +118,14 @@ def obfuscator_marker(pkg: PackageContext, meta: RuleMeta) -> Iterator[Finding]:
             continue
         found = _marker(f.text, OBFUSCATOR_COMMERCIAL)
         if found:
-            yield meta.at(f, found[0], "commercial code protector", evidence=found[1],
-                          severity=Severity.MEDIUM, confidence=Confidence.MEDIUM)
+            yield meta.at(
+                f,
+                found[0],
+                "commercial code protector",
+                evidence=found[1],
+                severity=Severity.MEDIUM,
+                confidence=Confidence.MEDIUM,
+            )
 
 
 def _marker(text: str, indicator: Indicator) -> tuple[int, str] | None:
@@ -86,8 +135,15 @@ def _marker(text: str, indicator: Indicator) -> tuple[int, str] | None:
     return text.count("\n", 0, m.start()) + 1, m.group(0)
 
 
-@rule("PV604", "code-hidden-by-whitespace", "Code pushed out of view by whitespace",
-      Severity.HIGH, Confidence.HIGH, Category.OBFUSCATION, "CWE-506")
+@rule(
+    "PV604",
+    "code-hidden-by-whitespace",
+    "Code pushed out of view by whitespace",
+    Severity.HIGH,
+    Confidence.HIGH,
+    Category.OBFUSCATION,
+    "CWE-506",
+)
 def code_hidden_by_whitespace(pkg: PackageContext, meta: RuleMeta) -> Iterator[Finding]:
     """A statement placed after 150 or more spaces or tabs on a line, so that it sits off the
     right edge of an editor or a web code view."""
@@ -95,16 +151,29 @@ def code_hidden_by_whitespace(pkg: PackageContext, meta: RuleMeta) -> Iterator[F
         m = HIDDEN_BY_WHITESPACE.search(f.text, f.text)
         if m:
             line = f.text.count("\n", 0, m.start()) + 1
-            yield meta.at(f, line, "code hidden far to the right",
-                          evidence=f.text[m.end() - 1: m.end() + 200].split("\n", 1)[0])
+            yield meta.at(
+                f,
+                line,
+                "code hidden far to the right",
+                evidence=f.text[m.end() - 1 : m.end() + 200].split("\n", 1)[0],
+            )
 
 
-@rule("PV605", "computed-import", "Imports a module by a computed name", Severity.HIGH,
-      Confidence.MEDIUM, Category.OBFUSCATION, "CWE-506")
+@rule(
+    "PV605",
+    "computed-import",
+    "Imports a module by a computed name",
+    Severity.HIGH,
+    Confidence.MEDIUM,
+    Category.OBFUSCATION,
+    "CWE-506",
+)
 def computed_import(pkg: PackageContext, meta: RuleMeta) -> Iterator[Finding]:
     """``__import__``/``importlib.import_module``/``getattr`` whose name is built (reversed,
     joined from ``chr`` codes, decoded) rather than written: hiding ``os``/``subprocess``/
-    ``socket`` from text search. High when the computed name is a dangerous module."""
+    ``socket`` from text search. High when the computed name is a dangerous module or
+    function, or when a built-in is fetched from ``__builtins__`` by a computed name (the
+    trick of obfuscators that spell ``chr`` as ``str(oct)[-3] + str(hex)[-4] + ...``)."""
     for f in pkg.all_files():
         for c in f.calls_matching("__import__", "importlib.import_module", "getattr"):
             if c.node is None:
@@ -113,19 +182,40 @@ def computed_import(pkg: PackageContext, meta: RuleMeta) -> Iterator[Finding]:
             if len(c.node.args) <= idx or isinstance(c.node.args[idx], ast.Constant):
                 continue
             value = f.folder.fold(c.node.args[idx])
-            if isinstance(value, str) and (value in _DANGEROUS_MODULES
-                                           or value in ("system", "popen", "exec", "eval")):
-                yield meta.at(f, c.line, f"computed name resolves to {value!r}",
-                              evidence=value)
+            if idx and isinstance(c.node.args[0], ast.Name) and c.node.args[0].id in _BUILTINS:
+                yield meta.at(
+                    f,
+                    c.line,
+                    "built-in looked up by a computed name",
+                    evidence=str(value) if value is not None else "",
+                )
+                break
+            if isinstance(value, str) and (
+                value in _DANGEROUS_MODULES or value in ("system", "popen", "exec", "eval")
+            ):
+                yield meta.at(f, c.line, f"computed name resolves to {value!r}", evidence=value)
                 break
 
 
-@rule("PV606", "steganography", "Extracts a payload from an image", Severity.HIGH,
-      Confidence.MEDIUM, Category.OBFUSCATION, "CWE-506")
+@rule(
+    "PV606",
+    "steganography",
+    "Extracts a payload from an image",
+    Severity.HIGH,
+    Confidence.MEDIUM,
+    Category.OBFUSCATION,
+    "CWE-506",
+)
 def steganography(pkg: PackageContext, meta: RuleMeta) -> Iterator[Finding]:
     """Image reading (Pillow pixels, ``stegano``/``lsb``) in the same code as ``exec``/``eval``
     or decoding: a payload hidden in the pixels of a picture, often downloaded."""
     for f in pkg.all_files():
         image = Cap.IMAGE in f.caps or any(i.startswith(("stegano", "lsb")) for i in f.imports)
         if image and (Cap.EXEC in f.caps or Cap.MARSHAL in f.caps):
-            yield meta.at(f, f.caps.get(Cap.IMAGE, 1), "reads image data and executes code")
+            live = f.trigger is not Trigger.RUNTIME or f.depth > 0
+            yield meta.at(
+                f,
+                f.caps.get(Cap.IMAGE, 1),
+                "reads image data and executes code",
+                severity=Severity.HIGH if live else Severity.MEDIUM,
+            )

@@ -23,25 +23,64 @@ from pkgvet.models import Category, Confidence, Finding, Severity, Trigger
 from pkgvet.rules.base import RuleMeta, rule
 from pkgvet.typosquat import closest_popular
 
-_HOOK_COMMANDS = frozenset({"install", "develop", "egg_info", "bdist_egg", "easy_install",
-                            "install_lib", "install_scripts", "bdist_wheel", "sdist"})
-_BINARY_MAGIC = {b"\x7fELF": "ELF", b"MZ": "PE", b"\xfe\xed\xfa\xce": "Mach-O",
-                 b"\xfe\xed\xfa\xcf": "Mach-O", b"\xce\xfa\xed\xfe": "Mach-O",
-                 b"\xcf\xfa\xed\xfe": "Mach-O"}
-_BINARY_SUFFIXES = (".exe", ".dll", ".so", ".pyd", ".dylib", ".bin", ".node", ".o", ".a",
-                    ".lib", ".sys", ".elf", ".out")
-_PLACEHOLDERS = re.compile(r"^(?:|a small example package|unknown|none|test|todo|"
-                           r"add your description here|description|my package|\.|-)$", re.I)
+_HOOK_COMMANDS = frozenset(
+    {
+        "install",
+        "develop",
+        "egg_info",
+        "bdist_egg",
+        "easy_install",
+        "install_lib",
+        "install_scripts",
+        "bdist_wheel",
+        "sdist",
+    }
+)
+_BINARY_MAGIC = {
+    b"\x7fELF": "ELF",
+    b"MZ": "PE",
+    b"\xfe\xed\xfa\xce": "Mach-O",
+    b"\xfe\xed\xfa\xcf": "Mach-O",
+    b"\xce\xfa\xed\xfe": "Mach-O",
+    b"\xcf\xfa\xed\xfe": "Mach-O",
+}
+_BINARY_SUFFIXES = (
+    ".exe",
+    ".dll",
+    ".so",
+    ".pyd",
+    ".dylib",
+    ".bin",
+    ".node",
+    ".o",
+    ".a",
+    ".lib",
+    ".sys",
+    ".elf",
+    ".out",
+)
+_PLACEHOLDERS = re.compile(
+    r"^(?:|a small example package|unknown|none|test|todo|"
+    r"add your description here|description|my package|\.|-)$",
+    re.I,
+)
 _CONFUSION_VERSION = re.compile(r"^(?:9{2,}|1337|6{3,})(?:\.|$)")
 
 
-@rule("PV801", "install-hook", "Overrides an install command with custom code",
-      Severity.MEDIUM, Confidence.MEDIUM, Category.CODE_EXECUTION, "CWE-829")
+@rule(
+    "PV801",
+    "install-hook",
+    "Overrides an install command with custom code",
+    Severity.MEDIUM,
+    Confidence.MEDIUM,
+    Category.CODE_EXECUTION,
+    "CWE-829",
+)
 def install_hook(pkg: PackageContext, meta: RuleMeta) -> Iterator[Finding]:
     """``setup(cmdclass=...)`` replaces ``install``/``develop``/``egg_info``/... with a class
     from setup.py whose ``run`` does more than call the parent: the usual trigger for
-    install-time payloads. Medium when that ``run`` runs programs, uses the network, executes
-    code or writes files; low otherwise."""
+    install-time payloads. Reported when that ``run`` runs programs, uses the network,
+    executes or decodes code or writes files."""
     setup = next((f for f in pkg.files if f.rel == "setup.py"), None)
     if setup is None or setup.tree is None or not pkg.cmdclass:
         return
@@ -51,62 +90,118 @@ def install_hook(pkg: PackageContext, meta: RuleMeta) -> Iterator[Finding]:
         if command not in _HOOK_COMMANDS or cls is None:
             continue
         lines = {n.lineno for n in ast.walk(cls) if isinstance(n, ast.Call)}
-        active = [c for c in setup.calls if c.line in lines and c.qualname
-                  and _is_active(c.qualname)]
-        sev = Severity.MEDIUM if active else Severity.LOW
-        yield meta.at(setup, cls.lineno, f"'{command}' runs {cls_name}", severity=sev,
-                      evidence=", ".join(sorted({c.qualname for c in active})[:6]))
+        active = [
+            c for c in setup.calls if c.line in lines and c.qualname and _is_active(c.qualname)
+        ]
+        if active:
+            yield meta.at(
+                setup,
+                cls.lineno,
+                f"'{command}' runs {cls_name}",
+                evidence=", ".join(sorted({c.qualname for c in active})[:6]),
+            )
 
 
 def _is_active(name: str) -> bool:
-    return capability_of(name) in (Cap.PROCESS, Cap.NETWORK, Cap.DOWNLOAD, Cap.EXEC, Cap.SOCKET,
-                                   Cap.FILE_WRITE, Cap.DECODE) or name in ("open",)
+    return capability_of(name) in (
+        Cap.PROCESS,
+        Cap.NETWORK,
+        Cap.DOWNLOAD,
+        Cap.EXEC,
+        Cap.SOCKET,
+        Cap.FILE_WRITE,
+        Cap.DECODE,
+    ) or name in ("open",)
 
 
-@rule("PV802", "pth-code", "A .pth file runs code at every interpreter start",
-      Severity.MEDIUM, Confidence.HIGH, Category.CODE_EXECUTION, "CWE-829")
+@rule(
+    "PV802",
+    "pth-code",
+    "A .pth file runs code at every interpreter start",
+    Severity.MEDIUM,
+    Confidence.HIGH,
+    Category.CODE_EXECUTION,
+    "CWE-829",
+)
 def pth_code(pkg: PackageContext, meta: RuleMeta) -> Iterator[Finding]:
     """Lines of a ``.pth`` file that start with ``import`` are executed by every Python start-up
     once the package is installed. More than a plain import is reported; what the code does is
     analysed by the other rules as install-time code."""
     for f in pkg.files:
         if f.rel.endswith(".pth") and f.calls:
-            yield meta.at(f, f.calls[0].line, "executable .pth line",
-                          evidence=f.line_text(f.calls[0].line))
+            yield meta.at(
+                f, f.calls[0].line, "executable .pth line", evidence=f.line_text(f.calls[0].line)
+            )
 
 
-@rule("PV701", "bundled-binary", "Ships a native executable", Severity.HIGH, Confidence.MEDIUM,
-      Category.FILE_OPERATION, "CWE-506")
+@rule(
+    "PV701",
+    "bundled-binary",
+    "Ships a native executable",
+    Severity.HIGH,
+    Confidence.MEDIUM,
+    Category.FILE_OPERATION,
+    "CWE-506",
+)
 def bundled_binary(pkg: PackageContext, meta: RuleMeta) -> Iterator[Finding]:
     """ELF, PE or Mach-O files: normal inside wheels as extension modules, unusual in sdists.
     High when disguised under a non-binary extension (``.png``, ``.txt``, ``.py``) or when code
     of the package names the file in a process, chmod or exec call; medium for an executable in
     an sdist; low otherwise."""
     wheel = pkg.archive.kind == "wheel"
-    runners = [f for f in pkg.all_files() if Cap.PROCESS in f.caps or Cap.CHMOD in f.caps]
     for m in pkg.archive.members:
         kind = next((k for magic, k in _BINARY_MAGIC.items() if m.data.startswith(magic)), None)
-        if kind is None or (kind == "PE" and len(m.data) < 256):
+        if kind is None or (kind == "PE" and b"PE\x00\x00" not in m.data[:1024]):
             continue
-        if kind == "PE" and m.data[:2] == b"MZ" and b"PE\x00\x00" not in m.data[:1024]:
-            continue
-        base = posixpath.basename(m.rel)
+        base = posixpath.basename(m.rel.rsplit("!", 1)[-1])
         low = base.lower()
+        if wheel and (".so." in low or low.endswith((".so", ".pyd", ".dylib", ".dll"))):
+            continue
         disguised = not low.endswith(_BINARY_SUFFIXES) and "." in low
-        named = any(base in s for f in runners for s, _ in f.strings) if len(base) > 3 else False
+        named = _started_by_code(pkg, base, in_tests=_TEST_DIR.search(m.rel) is not None)
         if disguised or named:
             sev = Severity.HIGH
-        elif wheel and low.endswith((".so", ".pyd", ".dylib", ".dll")) or ".so." in low:
-            continue
         else:
             sev = Severity.MEDIUM if not wheel else Severity.LOW
-        why = "disguised as " + low.rsplit(".", 1)[-1] if disguised else (
-            "started by the package's code" if named else "shipped")
+        why = (
+            "disguised as " + low.rsplit(".", 1)[-1]
+            if disguised
+            else ("started by the package's code" if named else "shipped")
+        )
         yield meta.on_package(m.path, f"{kind} executable {why}", severity=sev)
 
 
-@rule("PV806", "archive-anomaly", "Archive members that escape or link", Severity.MEDIUM,
-      Confidence.HIGH, Category.FILE_OPERATION, "CWE-22")
+_TEST_DIR = re.compile(r"(?:^|/)(?:tests?|testing|testdata|test_data)/")
+
+
+def _started_by_code(pkg: PackageContext, base: str, in_tests: bool) -> bool:
+    """The file name appears on the line of a process/chmod call, or, for a binary outside
+    test folders, anywhere in install- or import-time code that runs programs."""
+    if len(base) <= 3:
+        return False
+    for f in pkg.all_files():
+        if Cap.PROCESS not in f.caps and Cap.CHMOD not in f.caps:
+            continue
+        run_lines = {
+            c.line for c in f.calls if capability_of(c.qualname) in (Cap.PROCESS, Cap.CHMOD)
+        }
+        for s, line in f.strings:
+            if base in s and (
+                line in run_lines or (not in_tests and f.trigger is not Trigger.RUNTIME)
+            ):
+                return True
+    return False
+
+
+@rule(
+    "PV806",
+    "archive-anomaly",
+    "Archive members that escape or link",
+    Severity.MEDIUM,
+    Confidence.HIGH,
+    Category.FILE_OPERATION,
+    "CWE-22",
+)
 def archive_anomaly(pkg: PackageContext, meta: RuleMeta) -> Iterator[Finding]:
     """Absolute paths, ``..`` traversal, symbolic and hard links in the archive: harmless to
     pkgvet (it never extracts) but a way to overwrite files on machines that unpack naively."""
@@ -114,8 +209,14 @@ def archive_anomaly(pkg: PackageContext, meta: RuleMeta) -> Iterator[Finding]:
         yield meta.on_package(a.path, a.reason)
 
 
-@rule("PV803", "dependency-confusion-version", "Version typical of dependency confusion",
-      Severity.MEDIUM, Confidence.MEDIUM, Category.METADATA)
+@rule(
+    "PV803",
+    "dependency-confusion-version",
+    "Version typical of dependency confusion",
+    Severity.MEDIUM,
+    Confidence.MEDIUM,
+    Category.METADATA,
+)
 def dependency_confusion_version(pkg: PackageContext, meta: RuleMeta) -> Iterator[Finding]:
     """Versions like 99.0.0, 999.0.4 or 1337.0 make pip prefer a public package over an
     internal one of the same name: the dependency-confusion attack."""
@@ -124,8 +225,14 @@ def dependency_confusion_version(pkg: PackageContext, meta: RuleMeta) -> Iterato
         yield meta.on_package(pkg.info.metadata_source or "", f"version {v}", evidence=v)
 
 
-@rule("PV804", "placeholder-metadata", "Empty or placeholder metadata", Severity.INFO,
-      Confidence.LOW, Category.METADATA)
+@rule(
+    "PV804",
+    "placeholder-metadata",
+    "Empty or placeholder metadata",
+    Severity.INFO,
+    Confidence.LOW,
+    Category.METADATA,
+)
 def placeholder_metadata(pkg: PackageContext, meta: RuleMeta) -> Iterator[Finding]:
     """No summary, a template summary, or no author at all: throw-away packages rarely fill
     them in."""
@@ -136,19 +243,27 @@ def placeholder_metadata(pkg: PackageContext, meta: RuleMeta) -> Iterator[Findin
     if not (info.author or info.author_email):
         missing.append("author")
     if missing:
-        yield meta.on_package(info.metadata_source or "", f"missing or placeholder: "
-                              f"{', '.join(missing)}")
+        yield meta.on_package(
+            info.metadata_source or "", f"missing or placeholder: {', '.join(missing)}"
+        )
 
 
-@rule("PV805", "name-mismatch", "Archive name differs from the metadata name", Severity.LOW,
-      Confidence.MEDIUM, Category.METADATA)
+@rule(
+    "PV805",
+    "name-mismatch",
+    "Archive name differs from the metadata name",
+    Severity.LOW,
+    Confidence.MEDIUM,
+    Category.METADATA,
+)
 def name_mismatch(pkg: PackageContext, meta: RuleMeta) -> Iterator[Finding]:
     """The file name says one project, the metadata another: renamed or repackaged code."""
     expected = _name_from_filename(pkg.archive.filename)
     actual = pkg.info.name
     if expected and actual and canonicalize_name(actual) != expected:
-        yield meta.on_package(pkg.info.metadata_source or "",
-                              f"file is {expected!r}, metadata says {actual!r}")
+        yield meta.on_package(
+            pkg.info.metadata_source or "", f"file is {expected!r}, metadata says {actual!r}"
+        )
 
 
 def _name_from_filename(filename: str) -> str | None:
@@ -163,8 +278,14 @@ def _name_from_filename(filename: str) -> str | None:
     return None
 
 
-@rule("PV807", "typosquat", "Name one typo away from a popular package", Severity.MEDIUM,
-      Confidence.MEDIUM, Category.METADATA)
+@rule(
+    "PV807",
+    "typosquat",
+    "Name one typo away from a popular package",
+    Severity.MEDIUM,
+    Confidence.MEDIUM,
+    Category.METADATA,
+)
 def typosquat(pkg: PackageContext, meta: RuleMeta) -> Iterator[Finding]:
     """The package name is an edit, a transposition, a separator or a ``python-``/``-py`` affix
     away from one of the most downloaded PyPI projects, without being it."""
@@ -173,5 +294,9 @@ def typosquat(pkg: PackageContext, meta: RuleMeta) -> Iterator[Finding]:
         return
     target = closest_popular(name)
     if target:
-        yield meta.on_package(pkg.info.metadata_source or "", f"{name!r} resembles {target!r}",
-                              evidence=target, trigger=Trigger.NONE)
+        yield meta.on_package(
+            pkg.info.metadata_source or "",
+            f"{name!r} resembles {target!r}",
+            evidence=target,
+            trigger=Trigger.NONE,
+        )

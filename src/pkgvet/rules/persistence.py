@@ -12,8 +12,15 @@ from pkgvet.rules.base import RuleMeta, rule
 from pkgvet.rules.indicators import AV_TAMPER, PERSISTENCE, RC_FILES, first_string_match
 
 
-@rule("PV501", "persistence", "Installs itself to start automatically", Severity.HIGH,
-      Confidence.MEDIUM, Category.FILE_OPERATION, "CWE-506")
+@rule(
+    "PV501",
+    "persistence",
+    "Installs itself to start automatically",
+    Severity.HIGH,
+    Confidence.MEDIUM,
+    Category.FILE_OPERATION,
+    "CWE-506",
+)
 def persistence(pkg: PackageContext, meta: RuleMeta) -> Iterator[Finding]:
     """Registry ``Run`` keys, the Startup folder, ``schtasks /create``, cron, systemd units,
     LaunchAgents, ``rc.local``; shell rc files (``.bashrc``...) when the code also writes files
@@ -23,23 +30,37 @@ def persistence(pkg: PackageContext, meta: RuleMeta) -> Iterator[Finding]:
         acts = any(c in f.caps for c in (Cap.FILE_WRITE, Cap.REGISTRY, Cap.PROCESS))
         if hit is None:
             rc = first_string_match(f, RC_FILES)
-            if rc is None or not acts or not _writes_text(f):
+            if rc is None or not _writes_text(f):
                 continue
-            hit = rc
-        yield meta.at(f, hit[0], "autostart location", evidence=hit[1],
-                      severity=Severity.HIGH if acts else Severity.MEDIUM)
+            hit, acts = rc, True
+        yield meta.at(
+            f,
+            hit[0],
+            "autostart location",
+            evidence=hit[1],
+            severity=Severity.HIGH if acts else Severity.MEDIUM,
+        )
 
 
 def _writes_text(f: FileContext) -> bool:
     for c in f.calls_matching("open", "io.open"):
-        if any(isinstance(a, str) and ("a" in a or "w" in a) and len(a) <= 3
-               for a in f.const_args(c)[1:]):
+        if any(
+            isinstance(a, str) and ("a" in a or "w" in a) and len(a) <= 3
+            for a in f.const_args(c)[1:]
+        ):
             return True
     return False
 
 
-@rule("PV502", "antivirus-tampering", "Disables or blinds antivirus and firewall",
-      Severity.HIGH, Confidence.HIGH, Category.COMMAND_EXECUTION, "CWE-693")
+@rule(
+    "PV502",
+    "antivirus-tampering",
+    "Disables or blinds antivirus and firewall",
+    Severity.HIGH,
+    Confidence.HIGH,
+    Category.COMMAND_EXECUTION,
+    "CWE-693",
+)
 def antivirus_tampering(pkg: PackageContext, meta: RuleMeta) -> Iterator[Finding]:
     """``Add-MpPreference -ExclusionPath``, ``Set-MpPreference -Disable…``, turning the Windows
     firewall off: a dropper preparing the ground for its payload."""

@@ -7,7 +7,7 @@ import ast
 import re
 from collections.abc import Iterator
 
-from pkgvet.analysis.apis import Cap
+from pkgvet.analysis.apis import Cap, capability_of
 from pkgvet.analysis.context import FileContext, PackageContext
 from pkgvet.models import Category, Confidence, Finding, Severity, Trigger
 from pkgvet.rules.base import RuleMeta, rule
@@ -17,34 +17,48 @@ from pkgvet.rules.indicators import (
     DISCORD_TELEGRAM,
     IP_SERVICES,
     WALLETS,
+    Indicator,
     first_string_match,
 )
 
 _SENDS = (Cap.NETWORK, Cap.SOCKET, Cap.DNS, Cap.DOWNLOAD)
 
 
-def sends(f: FileContext, pkg: PackageContext | None = None) -> bool:
-    """The file (or, given ``pkg``, any file of the package) can send data out."""
-    if any(c in f.caps for c in _SENDS):
-        return True
-    return pkg is not None and any(c in pkg.caps for c in _SENDS)
+def sends(f: FileContext) -> bool:
+    """The code can send data out (HTTP, sockets, DNS)."""
+    return any(c in f.caps for c in _SENDS)
 
 
 def _indicator_rule(
-    pkg: PackageContext, meta: RuleMeta, pattern: re.Pattern[str], what: str,
+    pkg: PackageContext,
+    meta: RuleMeta,
+    pattern: Indicator,
+    what: str,
     alone: Severity,
 ) -> Iterator[Finding]:
     for f in pkg.all_files():
         hit = first_string_match(f, pattern)
         if hit is None:
             continue
-        exfil = sends(f, pkg) or Cap.DECRYPT in f.caps
-        yield meta.at(f, hit[0], f"reads {what}" + (" and can send data out" if exfil else ""),
-                      severity=meta.severity if exfil else alone, evidence=hit[1])
+        exfil = sends(f) or Cap.DECRYPT in f.caps
+        yield meta.at(
+            f,
+            hit[0],
+            f"reads {what}" + (" and can send data out" if exfil else ""),
+            severity=meta.severity if exfil else alone,
+            evidence=hit[1],
+        )
 
 
-@rule("PV301", "browser-data-theft", "Reads browser password and cookie stores", Severity.HIGH,
-      Confidence.HIGH, Category.INFORMATION_STEALING, "CWE-522")
+@rule(
+    "PV301",
+    "browser-data-theft",
+    "Reads browser password and cookie stores",
+    Severity.HIGH,
+    Confidence.HIGH,
+    Category.INFORMATION_STEALING,
+    "CWE-522",
+)
 def browser_data_theft(pkg: PackageContext, meta: RuleMeta) -> Iterator[Finding]:
     """Paths of browser profiles and their secret stores (Chrome/Edge/Brave ``User Data``,
     ``Login Data``, ``Local State``, Firefox ``key4.db``/``logins.json``/``cookies.sqlite``).
@@ -52,61 +66,137 @@ def browser_data_theft(pkg: PackageContext, meta: RuleMeta) -> Iterator[Finding]
     yield from _indicator_rule(pkg, meta, BROWSER, "browser profile data", Severity.MEDIUM)
 
 
-@rule("PV302", "chat-token-theft", "Reads Discord or Telegram session tokens", Severity.HIGH,
-      Confidence.HIGH, Category.INFORMATION_STEALING, "CWE-522")
+@rule(
+    "PV302",
+    "chat-token-theft",
+    "Reads Discord or Telegram session tokens",
+    Severity.HIGH,
+    Confidence.HIGH,
+    Category.INFORMATION_STEALING,
+    "CWE-522",
+)
 def chat_token_theft(pkg: PackageContext, meta: RuleMeta) -> Iterator[Finding]:
     """Discord ``Local Storage/leveldb``, token regular expressions and the encrypted-token
     prefix ``dQw4w9WgXcQ:``, Telegram Desktop ``tdata``, ``/users/@me`` token checks."""
-    yield from _indicator_rule(pkg, meta, DISCORD_TELEGRAM, "chat session tokens",
-                               Severity.HIGH)
+    yield from _indicator_rule(pkg, meta, DISCORD_TELEGRAM, "chat session tokens", Severity.HIGH)
 
 
-@rule("PV303", "wallet-theft", "Reads cryptocurrency wallets", Severity.HIGH, Confidence.MEDIUM,
-      Category.INFORMATION_STEALING, "CWE-522")
+@rule(
+    "PV303",
+    "wallet-theft",
+    "Reads cryptocurrency wallets",
+    Severity.HIGH,
+    Confidence.MEDIUM,
+    Category.INFORMATION_STEALING,
+    "CWE-522",
+)
 def wallet_theft(pkg: PackageContext, meta: RuleMeta) -> Iterator[Finding]:
     """Wallet files and extension ids: Exodus, Electrum, Atomic, Coinomi, ``wallet.dat``,
     MetaMask's extension id, Ethereum keystores. High with a way to send data out."""
     yield from _indicator_rule(pkg, meta, WALLETS, "cryptocurrency wallets", Severity.MEDIUM)
 
 
-@rule("PV304", "credential-file-access", "Reads SSH, cloud or developer credentials",
-      Severity.HIGH, Confidence.MEDIUM, Category.INFORMATION_STEALING, "CWE-522")
+def _credential_rule(pkg: PackageContext, meta: RuleMeta) -> Iterator[Finding]:
+    for f in pkg.all_files():
+        hit = first_string_match(f, CREDENTIALS)
+        if hit is None:
+            continue
+        live = (f.trigger is not Trigger.RUNTIME or f.depth > 0) and sends(f)
+        yield meta.at(
+            f,
+            hit[0],
+            "reads credential files" + (" and can send data out" if sends(f) else ""),
+            severity=Severity.HIGH if live else Severity.MEDIUM,
+            evidence=hit[1],
+        )
+
+
+@rule(
+    "PV304",
+    "credential-file-access",
+    "Reads SSH, cloud or developer credentials",
+    Severity.HIGH,
+    Confidence.MEDIUM,
+    Category.INFORMATION_STEALING,
+    "CWE-522",
+)
 def credential_file_access(pkg: PackageContext, meta: RuleMeta) -> Iterator[Finding]:
     """Private keys and tokens: ``~/.ssh/id_*``, ``~/.aws/credentials``, ``~/.kube/config``,
     gcloud credentials, ``~/.docker/config.json``, ``.git-credentials``, ``.pypirc``,
-    ``.npmrc``, shell histories, ``/etc/shadow``. High with a way to send data out."""
-    yield from _indicator_rule(pkg, meta, CREDENTIALS, "credential files", Severity.MEDIUM)
+    ``.npmrc``, shell histories, ``/etc/shadow``. High in install- or import-time (or
+    decoded) code that can send data out: developer tools name these files legitimately."""
+    yield from _credential_rule(pkg, meta)
+
+
+_SERIALIZERS = frozenset(
+    {
+        "json.dumps",
+        "str",
+        "repr",
+        "base64.b64encode",
+        "urllib.parse.urlencode",
+        "pickle.dumps",
+        "marshal.dumps",
+        "zlib.compress",
+        "dict",
+    }
+)
 
 
 def _whole_environ(f: FileContext) -> int | None:
-    """Line where the whole environment is read (not a single variable), if anywhere."""
+    """Line where the whole environment is serialised or sent (not one variable read)."""
     for c in f.calls:
-        if c.qualname in ("os.environ.copy", "os.environ.items", "os.environ.keys",
-                          "os.environ.values"):
-            return c.line
-        if c.node is not None:
-            for a in c.node.args:
-                if isinstance(a, ast.Name | ast.Attribute) and f.qualname(a) == "os.environ":
-                    return c.line
+        if c.node is None:
+            continue
+        to_network = capability_of(c.qualname) in _SENDS
+        if c.qualname not in _SERIALIZERS and not to_network:
+            continue
+        values = [*c.node.args, *(k.value for k in c.node.keywords if to_network)]
+        for a in values:
+            if isinstance(a, ast.Name | ast.Attribute) and f.qualname(a) == "os.environ":
+                return c.line
+            if (
+                isinstance(a, ast.Call)
+                and f.qualname(a.func) in ("os.environ.copy", "dict")
+                and any(
+                    isinstance(x, ast.Name | ast.Attribute) and f.qualname(x) == "os.environ"
+                    for x in a.args
+                )
+            ):
+                return c.line
     return None
 
 
-@rule("PV305", "environment-exfiltration", "Sends the whole environment out", Severity.HIGH,
-      Confidence.MEDIUM, Category.INFORMATION_STEALING, "CWE-526")
+@rule(
+    "PV305",
+    "environment-exfiltration",
+    "Sends the whole environment out",
+    Severity.HIGH,
+    Confidence.MEDIUM,
+    Category.INFORMATION_STEALING,
+    "CWE-526",
+)
 def environment_exfiltration(pkg: PackageContext, meta: RuleMeta) -> Iterator[Finding]:
     """The entire ``os.environ`` (tokens, CI secrets, cloud keys) is read as a whole
-    (``dict(os.environ)``, ``json.dumps(os.environ)``, ``os.environ.copy()``) in code that can
-    also send data out. Medium when the code runs only on demand."""
+    (``json.dumps(os.environ)``, ``str(dict(os.environ))``, ``requests.post(u,
+    json=dict(os.environ))``) in code that can also send data out. High in install-time code
+    or import-time module-level code, medium when it runs only on demand."""
     for f in pkg.all_files():
         line = _whole_environ(f)
         if line is not None and sends(f):
-            sev = Severity.HIGH if f.trigger is not Trigger.RUNTIME else Severity.MEDIUM
-            yield meta.at(f, line, "reads the whole environment and can send it out",
-                          severity=sev)
+            eager = (
+                f.trigger is Trigger.INSTALL
+                or f.depth > 0
+                or (f.trigger is Trigger.IMPORT and f.runs_on_load(line))
+            )
+            sev = Severity.HIGH if eager else Severity.MEDIUM
+            yield meta.at(f, line, "reads the whole environment and can send it out", severity=sev)
 
 
-_FINGERPRINT_ENV = re.compile(r"^(?:USER|USERNAME|LOGNAME|COMPUTERNAME|HOSTNAME|USERDOMAIN|"
-                              r"HOME|USERPROFILE)$")
+_FINGERPRINT_ENV = re.compile(
+    r"^(?:USER|USERNAME|LOGNAME|COMPUTERNAME|HOSTNAME|USERDOMAIN|"
+    r"HOME|USERPROFILE)$"
+)
 
 
 def _fingerprint_line(f: FileContext) -> int | None:
@@ -119,8 +209,15 @@ def _fingerprint_line(f: FileContext) -> int | None:
     return hit[0] if hit else None
 
 
-@rule("PV306", "recon-exfiltration", "Collects system details and sends them out",
-      Severity.HIGH, Confidence.HIGH, Category.INFORMATION_STEALING, "CWE-200")
+@rule(
+    "PV306",
+    "recon-exfiltration",
+    "Collects system details and sends them out",
+    Severity.HIGH,
+    Confidence.HIGH,
+    Category.INFORMATION_STEALING,
+    "CWE-200",
+)
 def recon_exfiltration(pkg: PackageContext, meta: RuleMeta) -> Iterator[Finding]:
     """Install- or import-time code that collects the user name, host name, platform, working
     directory or public IP and can send data over HTTP, sockets or DNS: the dependency-confusion
@@ -129,12 +226,24 @@ def recon_exfiltration(pkg: PackageContext, meta: RuleMeta) -> Iterator[Finding]
         line = _fingerprint_line(f)
         if line is None or not sends(f):
             continue
-        sev = Severity.HIGH if f.trigger is not Trigger.RUNTIME else Severity.MEDIUM
+        eager = (
+            f.trigger is Trigger.INSTALL
+            or f.depth > 0
+            or (f.trigger is Trigger.IMPORT and f.runs_on_load(line))
+        )
+        sev = Severity.HIGH if eager else Severity.MEDIUM
         yield meta.at(f, line, "collects system details and can send them out", severity=sev)
 
 
-@rule("PV307", "spyware-capability", "Reads the clipboard, keystrokes or the screen",
-      Severity.HIGH, Confidence.MEDIUM, Category.INFORMATION_STEALING, "CWE-200")
+@rule(
+    "PV307",
+    "spyware-capability",
+    "Reads the clipboard, keystrokes or the screen",
+    Severity.HIGH,
+    Confidence.MEDIUM,
+    Category.INFORMATION_STEALING,
+    "CWE-200",
+)
 def spyware_capability(pkg: PackageContext, meta: RuleMeta) -> Iterator[Finding]:
     """Clipboard (``pyperclip.paste``, ``win32clipboard``), keyloggers (``pynput``,
     ``keyboard.on_press``), screenshots (``ImageGrab.grab``, ``pyautogui.screenshot``,
