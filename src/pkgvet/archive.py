@@ -182,7 +182,11 @@ def _add_member(
             raise
         except ArchiveError as exc:
             archive.skips.append(Skip(path, f"nested archive unreadable: {exc}"))
-        # Keep the nested archive itself too, so file-level rules see it.
+    elif is_archive_name(name) and payload:
+        archive.skips.append(
+            Skip(path, f"nested archive not read: deeper than {budget.limits.max_nesting} levels")
+        )
+    # Keep the nested archive itself too, so file-level rules see it.
     archive.members.append(Member(path=path, data=payload))
 
 
@@ -265,7 +269,8 @@ def _read_aes_member(
         import pyzipper
     except ImportError as exc:
         raise ArchiveError(
-            f"{info.filename}: AES-encrypted zip; install the 'aes' extra (pyzipper) to read it"
+            f"{info.filename}: AES-encrypted zip; install the 'aes' extra "
+            "(pip install 'pkgvet[aes]') to read it"
         ) from exc
     try:
         with (
@@ -278,7 +283,7 @@ def _read_aes_member(
     return payload
 
 
-def _open_tar(data: bytes, limits: Limits) -> tarfile.TarFile:
+def _open_tar(data: bytes, limits: Limits) -> tuple[tarfile.TarFile, _CappedReader]:
     """Open a tar stream whose decompressed size is capped (a gzip bomb stops early)."""
     raw: IO[bytes]
     if data.startswith(_GZIP_MAGIC):
@@ -290,7 +295,7 @@ def _open_tar(data: bytes, limits: Limits) -> tarfile.TarFile:
     else:
         raw = io.BytesIO(data)
     capped = _CappedReader(raw, limits.max_total_bytes + 1024 * 1024, len(data), limits.max_ratio)
-    return tarfile.open(fileobj=capped, mode="r|")
+    return tarfile.open(fileobj=capped, mode="r|"), capped
 
 
 class _CappedReader(io.RawIOBase):
@@ -302,12 +307,17 @@ class _CappedReader(io.RawIOBase):
         self.compressed = compressed
         self.ratio = ratio
         self.count = 0
+        self.eof = False
 
     def readable(self) -> bool:
         return True
 
     def read(self, size: int = -1) -> bytes:
+        if self.eof:  # tarfile "seeks" by reading: never let it read past the end forever
+            raise EOFError("unexpected end of the archive stream")
         chunk = self.inner.read(size)
+        if not chunk and size != 0:
+            self.eof = True
         self.count += len(chunk)
         if self.count > self.cap:
             raise UnsafeArchiveError("decompressed stream exceeds the total size limit (bomb)")
@@ -336,7 +346,7 @@ def _read_tar(
 ) -> None:
     limits = budget.limits
     try:
-        tf = _open_tar(data, limits)
+        tf, stream = _open_tar(data, limits)
     except UnsafeArchiveError:
         raise
     except _TAR_ERRORS as exc:
@@ -348,6 +358,10 @@ def _read_tar(
             if info.isdir():
                 continue
             budget.add_member()
+            if info.size > limits.max_total_bytes:
+                raise UnsafeArchiveError(
+                    f"a member declares {info.size} bytes, over the total limit: refusing"
+                )
             name = info.name
             shown = prefix + _display(name)
             if reason := _unsafe_path_reason(name):
@@ -371,6 +385,8 @@ def _read_tar(
             payload = fh.read() if fh is not None else b""
             budget.add_bytes(len(payload))
             _add_member(archive, name, payload, prefix, budget, password, depth)
+        while stream.read(1 << 20):  # reach the compression trailer: its checksum is verified
+            pass
     except UnsafeArchiveError:
         raise
     except _TAR_ERRORS as exc:
@@ -409,8 +425,13 @@ def _unwrap_single_archive(archive: Archive) -> str:
     return inner.path + "!"
 
 
+_PROJECT_FILES = ("/setup.py", "/pyproject.toml", "/setup.cfg", "/PKG-INFO")
+
+
 def _assign_rel_paths(archive: Archive, wrapper: str) -> None:
-    """Package-relative paths: the wrapper prefix and an sdist's single top folder stripped.
+    """Package-relative paths: the wrapper prefix and an sdist's single top folder stripped
+    (only when that folder holds the project files: setup.py, pyproject.toml, setup.cfg or
+    PKG-INFO; a lone ``mypkg/`` is the package itself, not a wrapper).
 
     Members of archives nested inside the package keep their ``outer!inner`` form, so they
     are never mistaken for the package's own ``setup.py`` or ``__init__.py``."""
@@ -422,6 +443,7 @@ def _assign_rel_paths(archive: Archive, wrapper: str) -> None:
         archive.kind in ("sdist", "zip", "directory")
         and len(roots) == 1
         and all("/" in m.rel for m in own)
+        and any(m.rel.count("/") == 1 and m.rel.endswith(_PROJECT_FILES) for m in own)
     ):
         root = roots.pop() + "/"
         for m in archive.members:

@@ -22,7 +22,7 @@ class Limits:
     max_source_bytes: int = 16 * MiB  # larger .py files are skipped for AST analysis
     max_decode_depth: int = 8  # layers of static deobfuscation
     max_decoded_bytes: int = 2 * MiB  # output of one decoding step
-    time_budget_s: float = 30.0  # per package
+    time_budget_s: float = 120.0  # per package
 
 
 @dataclass(frozen=True, slots=True)

@@ -11,6 +11,7 @@ import dataclasses
 import hashlib
 import os
 import re
+import stat
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -135,7 +136,10 @@ def scan_target(path: Path, config: ScanConfig | None = None) -> ScanResult:
             archive = read_directory(path, config.limits)
             result = ScanResult(target=target, kind="directory")
             return _analyse(archive, result, config, start)
-        size = path.stat().st_size
+        st = path.stat()
+        if not stat.S_ISREG(st.st_mode):
+            raise SourceError(f"{path}: not a regular file (device, FIFO or socket): not read")
+        size = st.st_size
         if size > config.limits.max_archive_bytes:
             raise ArchiveError(
                 f"{size} bytes, over the {config.limits.max_archive_bytes}-byte archive limit"
@@ -147,6 +151,15 @@ def scan_target(path: Path, config: ScanConfig | None = None) -> ScanResult:
     except (PkgvetError, OSError) as exc:
         msg = exc.diagnostics() if isinstance(exc, PkgvetError) else f"cannot read: {exc}"
         result = ScanResult(target=target, kind=kind_of(path.name), error=msg)
+        apply_verdict(result)
+        result.duration_s = time.monotonic() - start
+        return result
+    except Exception as exc:  # a bug in pkgvet must cost one package, never the batch
+        result = ScanResult(
+            target=target,
+            kind=kind_of(path.name),
+            error=f"internal error, please report: {type(exc).__name__}: {exc}",
+        )
         apply_verdict(result)
         result.duration_s = time.monotonic() - start
         return result
@@ -166,7 +179,7 @@ def iter_targets(root: Path) -> Iterator[Path]:
     directory holds an archive, an unpacked sdist, or a lone setup.py."""
     if not root.exists():
         raise SourceError(f"{root}: no such file or directory")
-    if not root.is_dir():
+    if not root.is_dir() or _is_package_dir(root):
         yield root
         return
     stack = [root]
@@ -191,11 +204,11 @@ def iter_targets(root: Path) -> Iterator[Path]:
         stack.extend(Path(e.path) for e in dirs)
 
 
+def _is_package_dir(path: Path) -> bool:
+    return any((path / marker).is_file() for marker in _PACKAGE_MARKERS)
+
+
 def scan_path(root: Path | str, config: ScanConfig | None = None) -> Iterator[ScanResult]:
     """Scan a file, a package directory, or a tree of many packages, one result each."""
-    root = Path(root)
-    if root.is_dir() and (set(os.listdir(root)) & set(_PACKAGE_MARKERS)):
-        yield scan_target(root, config)
-        return
-    for target in iter_targets(root):
+    for target in iter_targets(Path(root)):
         yield scan_target(target, config)

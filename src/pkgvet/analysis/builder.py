@@ -38,6 +38,18 @@ _INSTALL_COMMANDS = frozenset(
 )
 
 
+_NOT_PACKAGES = (
+    "tests/",
+    "test/",
+    "testing/",
+    "docs/",
+    "doc/",
+    "examples/",
+    "benchmarks/",
+    "scripts/",
+)
+
+
 def _trigger(rel: str) -> Trigger:
     base = posixpath.basename(rel)
     depth = rel.count("/")
@@ -49,6 +61,7 @@ def _trigger(rel: str) -> Trigger:
         base == "__init__.py"
         and "!" not in rel
         and (depth == 1 or (depth == 2 and rel.startswith(("src/", "lib/"))))
+        and not rel.startswith(_NOT_PACKAGES)
     ):
         return Trigger.IMPORT  # a top-level package: imported by any use of the project
     return Trigger.RUNTIME

@@ -16,6 +16,7 @@ import io
 import re
 import time
 import tokenize
+import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -119,7 +120,7 @@ def _decode_source(data: bytes) -> str:
     try:
         enc, _ = tokenize.detect_encoding(io.BytesIO(data).readline)
         return data.decode(enc, "replace")
-    except (SyntaxError, LookupError):
+    except (SyntaxError, LookupError, ValueError):  # ValueError: codecs without "replace"
         return data.decode("latin-1")
 
 
@@ -179,7 +180,9 @@ class FileContext:
     # -- building -------------------------------------------------------------------------
     def _index(self) -> None:
         try:
-            self.tree = ast.parse(self.text, filename=self.rel)
+            with warnings.catch_warnings():  # the scanned code's SyntaxWarnings are not ours
+                warnings.simplefilter("ignore")
+                self.tree = ast.parse(self.text, filename=self.rel)
         except (SyntaxError, ValueError, RecursionError, MemoryError, OverflowError) as exc:
             self.parse_error = f"{type(exc).__name__}: {getattr(exc, 'msg', None) or exc}"
             self._index_tokens()
@@ -655,6 +658,11 @@ class PackageContext:
             for cap in f.caps:
                 out.setdefault(cap, []).append(f)
         return out
+
+    @property
+    def metadata_path(self) -> str:
+        """Where package-level findings point: the metadata file, else the archive."""
+        return self.info.metadata_source or self.archive.filename
 
     def member(self, rel: str) -> Member | None:
         for m in self.archive.members:

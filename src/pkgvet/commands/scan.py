@@ -19,6 +19,13 @@ from pkgvet.report.base import FORMATS, get_format
 _SEVERITIES = [s.value for s in Severity]
 
 
+class UsageFailure(click.ClickException):
+    """A failure before any scan (missing target, nothing to scan): exit code 2, since 1
+    means "findings"."""
+
+    exit_code = 2
+
+
 def _split(values: tuple[str, ...]) -> frozenset[str]:
     return frozenset(v.strip().upper() for item in values for v in item.split(",") if v.strip())
 
@@ -74,7 +81,7 @@ def _split(values: tuple[str, ...]) -> frozenset[str]:
 )
 @click.option(
     "--time-budget",
-    default=30.0,
+    default=120.0,
     show_default=True,
     type=float,
     help="Seconds allowed per package before it is reported as an error.",
@@ -113,9 +120,9 @@ def scan_command(
     try:
         paths = [p for t in targets for p in iter_targets(t)]
     except SourceError as exc:
-        raise click.ClickException(exc.diagnostics()) from exc
+        raise UsageFailure(exc.diagnostics()) from exc
     if not paths:
-        raise click.ClickException("no packages found in the given targets")
+        raise UsageFailure("no packages found in the given targets")
     name = fmt if fmt != "auto" else ("text" if len(paths) == 1 else "summary")
     formatter = get_format(name)
     show_progress = progress if progress is not None else (sys.stderr.isatty() and len(paths) > 1)

@@ -3,16 +3,16 @@ line and the decoded payload. ``summary`` prints one line per package."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from typing import TextIO
 
 from rich.console import Console
-from rich.markup import escape
 from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
-from pkgvet.models import ScanResult, Severity, Verdict
+from pkgvet.models import ScanResult, Severity, Trigger, Verdict
 from pkgvet.report.base import register
 
 _VERDICT_STYLE = {
@@ -30,6 +30,25 @@ _SEV_STYLE = {
 }
 
 
+_TRIGGER_LABEL = {
+    Trigger.INSTALL: "install-time",
+    Trigger.IMPORT: "import-time",
+    Trigger.RUNTIME: "run-time",
+    Trigger.NONE: "package",
+}
+_EVIDENCE_LINES = 8
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+
+def safe(text: str) -> str:
+    """Text from a package, with control characters (terminal escapes) made visible."""
+    return _CONTROL.sub(lambda m: f"\\x{ord(m.group(0)):02x}", text)
+
+
+def _clip(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
 def _console(out: TextIO) -> Console:
     return Console(file=out, highlight=False, soft_wrap=False, width=None)
 
@@ -40,15 +59,18 @@ def render_result(r: ScanResult, console: Console) -> None:
     head = Text.assemble(
         (f" {r.verdict.value.upper()} ", _VERDICT_STYLE[r.verdict]),
         " ",
-        (f"{name}{version}", "bold"),
+        (safe(f"{name}{version}"), "bold"),
         f"  score {r.score:.2f}",
     )
     lines = [
         head,
-        Text(f"{r.target}  ({r.kind}, {r.size} bytes, {r.duration_s * 1000:.0f} ms)", style="dim"),
+        Text(
+            f"{safe(r.target)}  ({r.kind}, {r.size} bytes, {r.duration_s * 1000:.0f} ms)",
+            style="dim",
+        ),
     ]
     if r.error:
-        lines.append(Text(f"error: {r.error}", style="magenta"))
+        lines.append(Text(f"error: {safe(r.error)}", style="magenta"))
     if r.findings:
         lines.append(
             Text(
@@ -65,18 +87,24 @@ def render_result(r: ScanResult, console: Console) -> None:
                 " ",
                 (f.rule_id, "bold"),
                 f" {f.title}  ",
-                (escape(loc), "blue"),
-                (f"  [{f.category.value}, {f.trigger.value}-time]", "dim"),
+                (safe(loc), "blue"),
+                (f"  [{f.category.value}, {_TRIGGER_LABEL[f.trigger]}]", "dim"),
             )
         )
-        console.print(Text(f"         {f.message}"))
+        console.print(Text(f"         {safe(f.message)}"))
         if f.snippet:
-            console.print(Text(f"         │ {f.snippet}", style="dim"))
+            console.print(Text(f"         │ {safe(_clip(f.snippet, 160))}", style="dim"))
         if f.evidence:
-            label = f"decoded ×{f.decoded_depth}" if f.decoded_depth else "evidence"
-            console.print(Text(f"         └ {label}: {f.evidence}", style="magenta"))
+            label = f"decoded x{f.decoded_depth}" if f.decoded_depth else "evidence"
+            ev_lines = f.evidence.splitlines() or [""]
+            shown = [safe(_clip(line, 160)) for line in ev_lines[:_EVIDENCE_LINES]]
+            if len(ev_lines) > _EVIDENCE_LINES:
+                shown.append(f"… {len(ev_lines) - _EVIDENCE_LINES} more lines")
+            console.print(
+                Text(f"         └ {label}: " + "\n           ".join(shown), style="magenta")
+            )
     for s in r.skips[:10]:
-        console.print(Text(f"  skipped {s.path}: {s.reason}", style="dim"))
+        console.print(Text(f"  skipped {safe(s.path)}: {safe(s.reason)}", style="dim"))
     if len(r.skips) > 10:
         console.print(Text(f"  … and {len(r.skips) - 10} more skips", style="dim"))
     console.print()

@@ -129,6 +129,16 @@ def rule(
     return deco
 
 
+def eager(file: FileContext, line: int) -> bool:
+    """Code at ``line`` runs by merely installing or importing the package: anything in
+    install-time code, import-time code outside function bodies, and decoded payloads."""
+    return (
+        file.trigger is Trigger.INSTALL
+        or file.depth > 0
+        or (file.trigger is Trigger.IMPORT and file.runs_on_load(line))
+    )
+
+
 def worst(a: Severity, b: Severity) -> Severity:
     return a if a >= b else b
 

@@ -3,16 +3,26 @@ droppers."""
 
 from __future__ import annotations
 
+import ast
 import base64
 import binascii
 import re
 from collections.abc import Iterator
 
 from pkgvet.analysis.apis import Cap, capability_of, network_call
-from pkgvet.analysis.context import FileContext, PackageContext
+from pkgvet.analysis.context import FileContext, PackageContext, decode_blob
+from pkgvet.analysis.fold import DECODER_NAMES
 from pkgvet.models import Category, Confidence, Finding, Severity, Trigger
-from pkgvet.rules.base import RuleMeta, rule
-from pkgvet.rules.indicators import SHELL_HIGH, search_strings
+from pkgvet.rules.base import RuleMeta, eager, rule
+from pkgvet.rules.indicators import (
+    EXFIL_SERVICE,
+    PASTE_SHARE,
+    SHELL_HIGH,
+    URL_IP,
+    first_string_match,
+    public_ip,
+    search_strings,
+)
 
 _PROCESS_SEVERITY = {
     Trigger.INSTALL: Severity.MEDIUM,
@@ -71,7 +81,7 @@ def suspicious_shell_command(pkg: PackageContext, meta: RuleMeta) -> Iterator[Fi
     for f in pkg.all_files():
         run_lines = {c.line for c in f.calls if _is_process(c.qualname)}
         for line, text in search_strings(f, SHELL_HIGH):
-            live = f.trigger is not Trigger.RUNTIME or f.depth > 0 or line in run_lines
+            live = eager(f, line) or line in run_lines or _points_outside(text)
             yield meta.at(
                 f,
                 line,
@@ -84,9 +94,88 @@ def suspicious_shell_command(pkg: PackageContext, meta: RuleMeta) -> Iterator[Fi
         m = SHELL_HIGH.search(text)
         if m:
             line = text.count("\n", 0, m.start()) + 1
+            started = _named_by_install_code(pkg, member.rel.rsplit("/", 1)[-1])
             yield meta.on_package(
-                member.path, "shipped script fetches and runs code", evidence=m.group(0), line=line
+                member.path,
+                "shipped script fetches and runs code"
+                + (", and install-time code names it" if started else ""),
+                evidence=m.group(0),
+                line=line,
+                severity=Severity.HIGH if started else Severity.MEDIUM,
             )
+
+
+def _points_outside(text: str) -> bool:
+    """A command line that talks to a raw public IP or an exfiltration host."""
+    m = URL_IP.pattern.search(text) or _BARE_IP_PORT.search(text)
+    if m and public_ip(m.group(1)):
+        return True
+    return EXFIL_SERVICE.search(text) is not None
+
+
+_BARE_IP_PORT = re.compile(r"\b(\d{1,3}(?:\.\d{1,3}){3}):\d{2,5}\b")
+
+
+def _named_by_install_code(pkg: PackageContext, name: str) -> bool:
+    return any(
+        name in s for f in pkg.all_files() if f.trigger is not Trigger.RUNTIME for s, _ in f.strings
+    )
+
+
+@rule(
+    "PV103",
+    "decoded-command",
+    "Runs a command it decodes at run time",
+    Severity.HIGH,
+    Confidence.HIGH,
+    Category.COMMAND_EXECUTION,
+    "CWE-78",
+)
+def decoded_command(pkg: PackageContext, meta: RuleMeta) -> Iterator[Finding]:
+    """A process call (``os.system``, ``subprocess``...) whose command is the output of
+    base64/hex/zlib/rot13/``chr``-list decoding: a shell command hidden from readers. The
+    decoded command is shown when it can be computed statically."""
+    for f in pkg.all_files():
+        for c in f.calls:
+            if c.node is None or not c.node.args or not _is_process(c.qualname):
+                continue
+            arg = c.node.args[0]
+            inner = {f.qualname(n.func) for n in ast.walk(arg) if isinstance(n, ast.Call)}
+            value = f.folder.fold(arg)
+            if value is None:  # a helper of its own decoding a literal: b64d("cGlw...")
+                value = next(
+                    (
+                        text
+                        for n in ast.walk(arg)
+                        if isinstance(n, ast.Constant)
+                        and isinstance(n.value, str)
+                        and (text := _readable_decoding(n.value, f.limits.max_decoded_bytes))
+                    ),
+                    None,
+                )
+                decoded = value is not None
+            else:
+                decoded = f.folder.decoded
+            if inner & DECODER_NAMES or decoded:
+                shown = value.decode("utf-8", "replace") if isinstance(value, bytes) else value
+                yield meta.at(
+                    f,
+                    c.line,
+                    f"{c.qualname}() of a decoded command",
+                    evidence=shown if isinstance(shown, str) else ", ".join(sorted(inner)),
+                )
+                break
+
+
+def _readable_decoding(literal: str, limit: int) -> str | None:
+    """The text a base64/hex literal decodes to, if it is mostly printable."""
+    if len(literal) < 16:
+        return None
+    text = decode_blob(literal, limit)
+    if not text:
+        return None
+    printable = sum(ch.isprintable() or ch in "\n\t\r" for ch in text[:4096])
+    return text if printable >= 0.95 * min(len(text), 4096) else None
 
 
 _PS_ENCODED = re.compile(r"-e(?:nc(?:odedcommand)?)?\s+([A-Za-z0-9+/=]{16,})", re.I)
@@ -189,15 +278,31 @@ def _reads_local_file(calls: frozenset[str]) -> bool:
 def download_and_run(pkg: PackageContext, meta: RuleMeta) -> Iterator[Finding]:
     """The same code fetches something from the network, writes it to disk and starts a
     process or makes a file executable: the dropper pattern (``urlretrieve`` + ``os.startfile``,
-    ``requests.get`` + ``open(..., "wb")`` + ``subprocess.Popen``)."""
+    ``requests.get`` + ``open(..., "wb")`` + ``subprocess.Popen``). High in install- or
+    import-time code, or when the file comes from a raw IP, a paste/file-sharing or tunnel host,
+    or is started with ``os.startfile``; medium otherwise (updaters and driver managers
+    download and run binaries too)."""
     for f in pkg.all_files():
         fetches = Cap.DOWNLOAD in f.caps or (Cap.NETWORK in f.caps and _writes_binary(f))
         runs = Cap.PROCESS in f.caps or Cap.CHMOD in f.caps
         if fetches and runs:
             line = f.caps.get(Cap.DOWNLOAD) or f.caps[Cap.NETWORK]
-            severity = Severity.HIGH if f.trigger is not Trigger.RUNTIME else Severity.MEDIUM
+            shady = (
+                any(
+                    public_ip(m.group(1))
+                    for _, t in search_strings(f, URL_IP)
+                    if (m := URL_IP.pattern.match(t))
+                )
+                or first_string_match(f, PASTE_SHARE) is not None
+                or first_string_match(f, EXFIL_SERVICE) is not None
+                or any(c.qualname == "os.startfile" for c in f.calls)
+            )
+            live = eager(f, line) or shady
             yield meta.at(
-                f, line, "fetches a file, writes it and runs a program", severity=severity
+                f,
+                line,
+                "fetches a file, writes it and runs a program",
+                severity=Severity.HIGH if live else Severity.MEDIUM,
             )
 
 
@@ -213,21 +318,46 @@ def _writes_binary(f: FileContext) -> bool:
     "PV204",
     "dynamic-exec-at-install",
     "Executes a computed string at install or import",
-    Severity.LOW,
+    Severity.HIGH,
     Confidence.LOW,
     Category.CODE_EXECUTION,
     "CWE-95",
 )
 def dynamic_exec_at_install(pkg: PackageContext, meta: RuleMeta) -> Iterator[Finding]:
     """``exec``/``eval`` of something other than a literal in setup.py, a .pth file or a
-    package ``__init__``. Common and harmless for reading a version file; shown so that a
-    reviewer can check what is executed."""
+    package ``__init__``. Common and harmless for reading a version file (low); high in
+    install-time code that also carries an unreadable string literal (XOR or custom-encoded
+    payloads that static decoding cannot undo)."""
     for f in pkg.all_files():
         if f.trigger in (Trigger.INSTALL, Trigger.IMPORT):
             for site in f.exec_sites:
                 if not site.literal and not site.via_decoder and site.qualname != "compile":
-                    yield meta.at(f, site.line, f"{site.qualname}() of a computed value")
+                    scrambled = (
+                        f.trigger is Trigger.INSTALL
+                        and not _reads_local_file(site.arg_calls)
+                        and _scrambled_literal(f)
+                    )
+                    yield meta.at(
+                        f,
+                        site.line,
+                        f"{site.qualname}() of a computed value"
+                        + (" beside a scrambled string literal" if scrambled else ""),
+                        severity=Severity.HIGH if scrambled else Severity.LOW,
+                    )
                     break
+
+
+def _scrambled_literal(f: FileContext) -> bool:
+    """A long literal that is neither prose, code, nor a standard encoding: mostly control
+    characters and punctuation, as XOR-ed payloads are."""
+    for s, _ in f.strings:
+        if len(s) < 120:
+            continue
+        sample = s[:2048]
+        odd = sum(not (ch.isalnum() or ch in " \n\t.,'\"-_/:=()") for ch in sample)
+        if odd > 0.25 * len(sample):
+            return True
+    return False
 
 
 @rule(
@@ -250,7 +380,7 @@ def marshal_code(pkg: PackageContext, meta: RuleMeta) -> Iterator[Finding]:
         for c in f.calls_matching("marshal.loads", "marshal.load"):
             args = f.const_args(c)
             evidence = _printable_runs(args[0]) if args and isinstance(args[0], bytes) else ""
-            live = execs or f.trigger is not Trigger.RUNTIME or f.depth > 0
+            live = execs or eager(f, c.line)
             yield meta.at(
                 f,
                 c.line,

@@ -77,6 +77,9 @@ EXFIL_SERVICE = Indicator(
         "dnslog",
         "ceye.io",
         "requestcatcher",
+        "typedwebhook",
+        "requestinspector",
+        "webhook.cool",
         "beeceptor",
         "iplogger",
         "grabify",
@@ -89,6 +92,7 @@ EXFIL_SERVICE = Indicator(
         r"serveo\.net|localhost\.run|loca\.lt|pipedream\.net|requestbin\.(?:com|net)|"
         r"burpcollaborator\.net|oastify\.com|oast\.(?:pro|live|site|online|fun|me)|interact\.sh|"
         r"interactsh\.com|canarytokens\.(?:com|org)|dnslog\.(?:cn|link)|ceye\.io|"
+        r"typedwebhook\.tools|requestinspector\.com|webhook\.cool|"
         r"requestcatcher\.com|beeceptor\.com|iplogger\.(?:org|com|ru)|grabify\.link|"
         r"free\.beeceptor\.com|hookbin\.com|mockbin\.org|bin\.webhookrelay\.com|"
         r"[a-z0-9]{20,}\.m\.pipedream\.net)\b",
@@ -167,6 +171,9 @@ SHELL_HIGH = Indicator(
         "net.webclient",
         "cmd",
         "start /b",
+        "base64",
+        "$(",
+        "`",
     ],
     re.compile(
         r"\b(?:curl|wget)\b[^\n|;&]{0,300}\|\s*(?:sudo\s+)?(?:ba|z|da|k)?sh\b|"
@@ -179,7 +186,11 @@ SHELL_HIGH = Indicator(
         r"regsvr32(?:\.exe)?\s+/s\s+/n\s+/u|Invoke-WebRequest|New-Object\s+Net\.WebClient|"
         r"\b(?:curl|wget)\b[^\n]{0,300}(?:&&|;|\|\|)\s*(?:chmod\s+\+x|\./|bash\s|sh\s|python\d?\s)|"
         r"\b(?:curl|wget)\s[^\n]{0,200}\s-[oO]\s*\S+[^\n]{0,200}(?:&&|;)\s*\S*(?:start|\./)|"
-        r"cmd(?:\.exe)?\s+/c\s+start\s|\bstart\s+/b\s+\S+\.exe",
+        r"cmd(?:\.exe)?\s+/c\s+start\s|\bstart\s+/b\s+\S+\.exe|"
+        r"base64\s+(?:-d|--decode|-D)\b[^\n]{0,40}\|\s*(?:sudo\s+)?(?:ba|z|da)?sh\b|"
+        r"\bcurl\b[^\n]{0,300}(?:\s-F\s*['\"]?[\w-]*=@|--upload-file\s|\s-T\s)|"
+        r"\b(?:curl|wget|nslookup|dig|ping)\b[^\n]{0,300}(?:\$\(|`)\s*(?:whoami|hostname|id|"
+        r"uname|pwd|cat\s|ls\b|env\b|printenv)",
         _I,
     ),
 )

@@ -9,7 +9,7 @@ from collections.abc import Iterator
 from pkgvet.analysis.apis import Cap
 from pkgvet.analysis.context import CallSite, FileContext, PackageContext
 from pkgvet.models import Category, Confidence, Finding, Severity, Trigger
-from pkgvet.rules.base import RuleMeta, rule
+from pkgvet.rules.base import RuleMeta, eager, rule
 from pkgvet.rules.indicators import (
     EXFIL_SERVICE,
     PASTE_SHARE,
@@ -37,7 +37,7 @@ def webhook_endpoint(pkg: PackageContext, meta: RuleMeta) -> Iterator[Finding]:
     for f in pkg.all_files():
         for line, text in search_strings(f, WEBHOOK):
             full = any(WEBHOOK_WITH_ID.search(s) for s, ln in f.strings if ln == line)
-            live = full or f.trigger is not Trigger.RUNTIME or f.depth > 0
+            live = full or eager(f, line)
             yield meta.at(
                 f,
                 line,
@@ -97,13 +97,13 @@ def raw_ip_endpoint(pkg: PackageContext, meta: RuleMeta) -> Iterator[Finding]:
         if hit is None:
             continue
         line, text = hit
-        eager = f.trigger is not Trigger.RUNTIME and sends(f)
+        live = eager(f, line) and sends(f)
         yield meta.at(
             f,
             line,
             "hard-coded public IP endpoint",
             evidence=defang(text),
-            severity=Severity.HIGH if eager else Severity.MEDIUM,
+            severity=Severity.HIGH if live else Severity.MEDIUM,
         )
 
 

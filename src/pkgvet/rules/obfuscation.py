@@ -10,8 +10,8 @@ from collections.abc import Iterator
 
 from pkgvet.analysis.apis import Cap
 from pkgvet.analysis.context import PackageContext
-from pkgvet.models import Category, Confidence, Finding, Severity, Trigger
-from pkgvet.rules.base import RuleMeta, rule
+from pkgvet.models import Category, Confidence, Finding, Severity
+from pkgvet.rules.base import RuleMeta, eager, rule
 from pkgvet.rules.indicators import (
     HIDDEN_BY_WHITESPACE,
     OBFUSCATOR_COMMERCIAL,
@@ -61,7 +61,7 @@ def encoded_python_payload(pkg: PackageContext, meta: RuleMeta) -> Iterator[Find
             if child.depth == 0 or not child.encoded:
                 continue
             active = any(c in child.caps for c in _ACTIVE)
-            layers = "layer" if child.depth == 1 else f"{child.depth} layers"
+            layers = "1 layer" if child.depth == 1 else f"{child.depth} layers"
             yield meta.at(
                 child,
                 1,
@@ -182,7 +182,12 @@ def computed_import(pkg: PackageContext, meta: RuleMeta) -> Iterator[Finding]:
             if len(c.node.args) <= idx or isinstance(c.node.args[idx], ast.Constant):
                 continue
             value = f.folder.fold(c.node.args[idx])
-            if idx and isinstance(c.node.args[0], ast.Name) and c.node.args[0].id in _BUILTINS:
+            if (
+                idx
+                and isinstance(c.node.args[0], ast.Name)
+                and c.node.args[0].id in _BUILTINS
+                and not isinstance(c.node.args[idx], ast.Name | ast.Attribute)
+            ):
                 yield meta.at(
                     f,
                     c.line,
@@ -212,7 +217,7 @@ def steganography(pkg: PackageContext, meta: RuleMeta) -> Iterator[Finding]:
     for f in pkg.all_files():
         image = Cap.IMAGE in f.caps or any(i.startswith(("stegano", "lsb")) for i in f.imports)
         if image and (Cap.EXEC in f.caps or Cap.MARSHAL in f.caps):
-            live = f.trigger is not Trigger.RUNTIME or f.depth > 0
+            live = eager(f, f.caps.get(Cap.IMAGE, 1))
             yield meta.at(
                 f,
                 f.caps.get(Cap.IMAGE, 1),

@@ -67,6 +67,9 @@ _PLACEHOLDERS = re.compile(
 _CONFUSION_VERSION = re.compile(r"^(?:9{2,}|1337|6{3,})(?:\.|$)")
 
 
+_SENDS = (Cap.NETWORK, Cap.SOCKET, Cap.DNS, Cap.DOWNLOAD)
+
+
 @rule(
     "PV801",
     "install-hook",
@@ -213,16 +216,33 @@ def archive_anomaly(pkg: PackageContext, meta: RuleMeta) -> Iterator[Finding]:
     "PV803",
     "dependency-confusion-version",
     "Version typical of dependency confusion",
-    Severity.MEDIUM,
+    Severity.HIGH,
     Confidence.MEDIUM,
     Category.METADATA,
 )
 def dependency_confusion_version(pkg: PackageContext, meta: RuleMeta) -> Iterator[Finding]:
     """Versions like 99.0.0, 999.0.4 or 1337.0 make pip prefer a public package over an
-    internal one of the same name: the dependency-confusion attack."""
+    internal one of the same name: the dependency-confusion attack. Medium alone; high when
+    install- or import-time code of the package can also reach the network (the beacon that
+    tells the attacker where the package landed)."""
     v = pkg.info.version or ""
-    if _CONFUSION_VERSION.match(v):
-        yield meta.on_package(pkg.info.metadata_source or "", f"version {v}", evidence=v)
+    if not _CONFUSION_VERSION.match(v):
+        return
+    beacon = next(
+        (
+            f
+            for f in pkg.all_files()
+            if f.trigger is not Trigger.RUNTIME and any(c in f.caps for c in _SENDS)
+        ),
+        None,
+    )
+    yield meta.on_package(
+        pkg.metadata_path,
+        f"version {v}"
+        + (f"; {beacon.rel} reaches the network on install or import" if beacon else ""),
+        evidence=v,
+        severity=Severity.HIGH if beacon else Severity.MEDIUM,
+    )
 
 
 @rule(
@@ -244,7 +264,7 @@ def placeholder_metadata(pkg: PackageContext, meta: RuleMeta) -> Iterator[Findin
         missing.append("author")
     if missing:
         yield meta.on_package(
-            info.metadata_source or "", f"missing or placeholder: {', '.join(missing)}"
+            pkg.metadata_path, f"missing or placeholder: {', '.join(missing)}"
         )
 
 
@@ -261,9 +281,7 @@ def name_mismatch(pkg: PackageContext, meta: RuleMeta) -> Iterator[Finding]:
     expected = _name_from_filename(pkg.archive.filename)
     actual = pkg.info.name
     if expected and actual and canonicalize_name(actual) != expected:
-        yield meta.on_package(
-            pkg.info.metadata_source or "", f"file is {expected!r}, metadata says {actual!r}"
-        )
+        yield meta.on_package(pkg.metadata_path, f"file is {expected!r}, metadata says {actual!r}")
 
 
 def _name_from_filename(filename: str) -> str | None:
@@ -295,7 +313,7 @@ def typosquat(pkg: PackageContext, meta: RuleMeta) -> Iterator[Finding]:
     target = closest_popular(name)
     if target:
         yield meta.on_package(
-            pkg.info.metadata_source or "",
+            pkg.metadata_path,
             f"{name!r} resembles {target!r}",
             evidence=target,
             trigger=Trigger.NONE,

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 from pkgvet.analysis.apis import Cap
 from pkgvet.analysis.context import FileContext, PackageContext
 from pkgvet.models import Category, Confidence, Finding, Severity
-from pkgvet.rules.base import RuleMeta, rule
+from pkgvet.rules.base import RuleMeta, eager, rule
 from pkgvet.rules.indicators import AV_TAMPER, PERSISTENCE, RC_FILES, first_string_match
 
 
@@ -33,6 +33,7 @@ def persistence(pkg: PackageContext, meta: RuleMeta) -> Iterator[Finding]:
             if rc is None or not _writes_text(f):
                 continue
             hit, acts = rc, True
+        acts = acts or eager(f, hit[0])
         yield meta.at(
             f,
             hit[0],

@@ -10,7 +10,7 @@ from collections.abc import Iterator
 from pkgvet.analysis.apis import Cap, capability_of
 from pkgvet.analysis.context import FileContext, PackageContext
 from pkgvet.models import Category, Confidence, Finding, Severity, Trigger
-from pkgvet.rules.base import RuleMeta, rule
+from pkgvet.rules.base import RuleMeta, eager, rule
 from pkgvet.rules.indicators import (
     BROWSER,
     CREDENTIALS,
@@ -101,7 +101,7 @@ def _credential_rule(pkg: PackageContext, meta: RuleMeta) -> Iterator[Finding]:
         hit = first_string_match(f, CREDENTIALS)
         if hit is None:
             continue
-        live = (f.trigger is not Trigger.RUNTIME or f.depth > 0) and sends(f)
+        live = eager(f, hit[0]) and sends(f)
         yield meta.at(
             f,
             hit[0],
@@ -199,9 +199,23 @@ _FINGERPRINT_ENV = re.compile(
 )
 
 
+_RECON_COMMANDS = re.compile(
+    r"^\s*(?:whoami|hostname|id|uname|pwd|ipconfig|ifconfig|systeminfo|ip\s+a|net\s+user|"
+    r"cat\s+/etc/passwd|echo\s+%USERNAME%)\b"
+)
+
+
 def _fingerprint_line(f: FileContext) -> int | None:
     if Cap.FINGERPRINT in f.caps:
         return f.caps[Cap.FINGERPRINT]
+    for c in f.calls:
+        if capability_of(c.qualname) is Cap.PROCESS:
+            args = f.const_args(c)
+            first = args[0] if args else None
+            if isinstance(first, list) and first:
+                first = " ".join(str(x) for x in first)
+            if isinstance(first, str) and _RECON_COMMANDS.match(first):
+                return c.line
     for s, line in f.strings:
         if _FINGERPRINT_ENV.match(s) and Cap.ENV in f.caps:
             return line
