@@ -189,6 +189,9 @@ SPECS: dict[str, Spec] = {
     "PV406": Spec(S.MEDIUM, note=(
         "fire: urlopen in setup.py. quiet: URLs only as setup() metadata; requests at run "
         "time.")),
+    "PV407": Spec(S.HIGH, note=(
+        "fire: a run-time function runs a program and posts to a raw public IP (a string only). "
+        "quiet: the same with a named host.")),
     "PV501": Spec(S.HIGH, note=(
         "fire: winreg.SetValueEx under CurrentVersion\\Run. quiet: printed instructions naming "
         "~/.bashrc (no write, no process), cron expressions, a STARTUP_TIMEOUT constant.")),
@@ -453,6 +456,16 @@ def _xor_setup() -> str:
 
 
 SEVERITY_PATHS = {
+    "pv101-foreign-program-at-install": SevPath("PV101", {"setup.py": (
+        "import os\n"
+        "\n"
+        "os.system('dir')\n")},
+        "setup.py", 3, S.HIGH, "a program that is not a build tool, started from setup.py"),
+    "pv101-build-tool-at-install": SevPath("PV101", {"setup.py": (
+        "import subprocess\n"
+        "\n"
+        "subprocess.check_call(['cmake', '--version'])\n")},
+        "setup.py", 3, S.MEDIUM, "a build tool started from setup.py"),
     "pv102-unnamed-shipped-script": SevPath("PV102", {"setup.py": _SETUP, "run.sh": _RUN_SH},
         "run.sh", 2, S.MEDIUM, "a shipped script that no install-time code names"),
     "pv102-base64-to-bash": SevPath("PV102", {"setup.py": (

@@ -108,12 +108,15 @@ def _analyse(archive: Archive, result: ScanResult, config: ScanConfig, start: fl
     return result
 
 
-_TEST_PATH = re.compile(r"(?:^|/)(?:tests?|testing)/|(?:^|/)test_[^/]*\.py$|_test\.py$")
+_TEST_PATH = re.compile(
+    r"(?:^|/)(?:tests?|testing|examples?|docs?)/|(?:^|/)test_[^/]*\.py$|_test\.py$"
+)
 
 
 def _cap_in_tests(f: Finding) -> Finding:
-    """Run-time code in test suites is never executed by installing or importing a package:
-    its findings are capped at medium (install-, import-time and decoded ones are not)."""
+    """Run-time code in test suites, examples and docs is never executed by installing or
+    importing a package: its findings are capped at medium (install-, import-time and decoded
+    ones are not)."""
     if (
         f.severity > Severity.MEDIUM
         and f.trigger is Trigger.RUNTIME

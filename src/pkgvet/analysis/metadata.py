@@ -8,8 +8,6 @@ import configparser
 import tomllib
 from collections.abc import Iterable, Mapping
 
-from packaging.metadata import parse_email
-
 from pkgvet.archive import Member
 from pkgvet.models import PackageInfo
 
@@ -19,6 +17,8 @@ def _text(data: bytes) -> str:
 
 
 def from_core_metadata(data: bytes, source: str) -> PackageInfo:
+    from packaging.metadata import parse_email  # costly import: only when metadata is read
+
     raw, _unparsed = parse_email(data)
     return PackageInfo(
         name=raw.get("name"),

@@ -39,6 +39,7 @@ class RuleMeta:
         severity: Severity | None = None,
         confidence: Confidence | None = None,
         evidence: str = "",
+        category: Category | None = None,
     ) -> Finding:
         """A finding at ``line`` of ``file``; for a decoded payload, at the original line."""
         root = file
@@ -52,7 +53,7 @@ class RuleMeta:
             title=self.title,
             severity=severity or self.severity,
             confidence=confidence or self.confidence,
-            category=self.category,
+            category=category or self.category,
             trigger=file.trigger,
             path=file.path,
             line=real_line,

@@ -10,7 +10,7 @@ import re
 from collections.abc import Iterator
 
 from pkgvet.analysis.apis import Cap, capability_of, network_call
-from pkgvet.analysis.context import FileContext, PackageContext, decode_blob
+from pkgvet.analysis.context import CallSite, FileContext, PackageContext, decode_blob
 from pkgvet.analysis.fold import DECODER_NAMES
 from pkgvet.models import Category, Confidence, Finding, Severity, Trigger
 from pkgvet.rules.base import RuleMeta, eager, rule
@@ -44,19 +44,185 @@ def process_execution(pkg: PackageContext, meta: RuleMeta) -> Iterator[Finding]:
     """Code starts another program (``os.system``, ``subprocess``, ``os.exec*``, ``pty.spawn``,
     ``os.startfile``...), including through ``__import__``/``getattr`` with computed names.
 
-    Reported once per file, at the first call: medium in install- or import-time code (a build
-    that shells out is unusual enough to read), low elsewhere. Command strings that look like
-    droppers or shells are PV102.
+    Reported once per file: medium in install- or import-time code (a build that shells out is
+    unusual enough to read), low elsewhere. High when code that runs on install or import
+    starts a program, named by a constant, that is not a build tool (compilers, build systems,
+    version control, pkg-config, the interpreter...): ``dir``, ``env``, ``whoami``, ``echo``,
+    ``pip install``, a binary in a temp folder. Command strings that look like droppers or
+    shells are PV102.
     """
     for f in pkg.all_files():
-        if Cap.PROCESS in f.caps:
-            names = sorted({c.qualname for c in f.calls if _is_process(c.qualname)})
+        if Cap.PROCESS not in f.caps:
+            continue
+        sites = [c for c in f.calls if _is_process(c.qualname)]
+        foreign = next(
+            (
+                (c, cmd)
+                for c in sites
+                if eager(f, c.line)
+                and (cmd := _constant_command(f, c))
+                and _program(cmd) not in _BUILD_TOOLS
+            ),
+            None,
+        )
+        if foreign is not None:
+            call, cmd = foreign
             yield meta.at(
                 f,
-                f.caps[Cap.PROCESS],
-                f"calls {', '.join(names[:4])}",
-                severity=_PROCESS_SEVERITY.get(f.trigger, Severity.LOW),
+                call.line,
+                f"{call.qualname} runs {_program(cmd)!r} on install or import",
+                severity=Severity.HIGH,
+                evidence=cmd,
             )
+            continue
+        names = sorted({c.qualname for c in sites})
+        yield meta.at(
+            f,
+            f.caps[Cap.PROCESS],
+            f"calls {', '.join(names[:4])}",
+            severity=_PROCESS_SEVERITY.get(f.trigger, Severity.LOW),
+        )
+
+
+# Programs a build legitimately runs from setup.py or a package's __init__.
+_BUILD_TOOLS = frozenset(
+    {
+        "git",
+        "hg",
+        "svn",
+        "bzr",
+        "cmake",
+        "make",
+        "gmake",
+        "nmake",
+        "ninja",
+        "meson",
+        "scons",
+        "gcc",
+        "g++",
+        "cc",
+        "c++",
+        "clang",
+        "clang++",
+        "cl",
+        "cl.exe",
+        "ld",
+        "ar",
+        "nvcc",
+        "hipcc",
+        "gfortran",
+        "ifort",
+        "icc",
+        "mpicc",
+        "swig",
+        "cython",
+        "pkg-config",
+        "pkgconf",
+        "protoc",
+        "npm",
+        "yarn",
+        "pnpm",
+        "node",
+        "go",
+        "cargo",
+        "rustc",
+        "javac",
+        "java",
+        "mvn",
+        "ant",
+        "autoreconf",
+        "autoconf",
+        "automake",
+        "configure",
+        "./configure",
+        "xcrun",
+        "xcode-select",
+        "uname",
+        "which",
+        "where",
+        "lsb_release",
+        "sw_vers",
+        "ldconfig",
+        "brew",
+        "nm",
+        "otool",
+        "install_name_tool",
+        "patchelf",
+        "strip",
+        "llvm-config",
+        "nproc",
+        "sysctl",
+        "getconf",
+        "python",
+        "python3",
+        "python2",
+        "py",
+        "pytest",
+        "sphinx-build",
+        "doxygen",
+        "pandoc",
+        "msgfmt",
+        "pyrcc5",
+        "pyuic5",
+        "rcc",
+        "moc",
+        "qmake",
+        "bison",
+        "flex",
+        "yacc",
+        "lex",
+        "perl",
+        "tar",
+        "unzip",
+        "cp",
+        "mkdir",
+        "mv",
+        "ln",
+        "chmod",
+        "touch",
+        "true",
+        "sh",
+        "bash",
+        "cmd",
+        "powershell",
+        "nvidia-smi",
+        "rocminfo",
+        "hipconfig",
+        "mysql_config",
+        "pg_config",
+        "gdal-config",
+        "geos-config",
+        "curl-config",
+        "xml2-config",
+        "freetype-config",
+        "dpkg",
+        "rpm",
+        "ccache",
+        "sccache",
+        "conda",
+        "dotnet",
+        "msbuild",
+        "vcvarsall.bat",
+    }
+)
+
+
+def _constant_command(f: FileContext, call: CallSite) -> str | None:
+    """The command of a process call when it is a constant (string or list of strings)."""
+    args = f.const_args(call)
+    first = args[0] if args else None
+    if isinstance(first, list | tuple) and first and all(isinstance(x, str) for x in first):
+        return " ".join(first)
+    return first if isinstance(first, str) and first.strip() else None
+
+
+def _program(cmd: str) -> str:
+    """The program a command line starts, without its directory (kept for temp folders)."""
+    parts = cmd.split()
+    token = parts[0].strip("\"'") if parts else ""
+    if token.startswith(("/tmp", "/var/tmp", "/dev/shm")):
+        return token.lower()
+    return token.replace("\\", "/").rsplit("/", 1)[-1].lower()
 
 
 def _is_process(name: str) -> bool:

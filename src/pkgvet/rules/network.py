@@ -16,6 +16,7 @@ from pkgvet.rules.indicators import (
     URL_IP,
     WEBHOOK,
     WEBHOOK_WITH_ID,
+    first_string_match,
     public_ip,
     search_strings,
 )
@@ -239,6 +240,65 @@ def network_at_install(pkg: PackageContext, meta: RuleMeta) -> Iterator[Finding]
                 f.caps[c] for c in (Cap.NETWORK, Cap.SOCKET, Cap.DNS, Cap.DOWNLOAD) if c in f.caps
             )
             yield meta.at(f, line, "network call in install-time code")
+
+
+_ACTIONS = (
+    Cap.PROCESS,
+    Cap.EXEC,
+    Cap.FINGERPRINT,
+    Cap.CLIPBOARD,
+    Cap.KEYLOG,
+    Cap.SCREENSHOT,
+    Cap.DECRYPT,
+    Cap.MARSHAL,
+)
+
+
+@rule(
+    "PV407",
+    "suspicious-endpoint-with-payload",
+    "Collects data or runs code next to a hard-coded attacker endpoint",
+    Severity.HIGH,
+    Confidence.MEDIUM,
+    Category.INFORMATION_STEALING,
+    "CWE-506",
+)
+def suspicious_endpoint_with_payload(pkg: PackageContext, meta: RuleMeta) -> Iterator[Finding]:
+    """Code that runs programs, executes code, fingerprints the system or reads the clipboard,
+    keys, screen or secrets, and that also holds a destination no library hard-codes: a raw
+    public IP address, a tunnel or request-catcher host, a raw paste or chat-attachment link,
+    or a webhook with its token. Each signal alone is medium at run time; together they are the
+    shape of a backdoor or stealer even when it only runs on demand. The behaviour category
+    follows the action: code execution, command execution, or information stealing."""
+    for f in pkg.all_files():
+        actions = [c for c in _ACTIONS if c in f.caps]
+        if not actions or not sends(f):
+            continue
+        endpoint = (
+            _ip_url(f)
+            or _socket_ip(f)
+            or first_string_match(f, EXFIL_SERVICE)
+            or first_string_match(f, PASTE_SHARE)
+            or next(((ln, s) for s, ln in f.strings if WEBHOOK_WITH_ID.search(s)), None)
+        )
+        if endpoint is None:
+            continue
+        line, text = endpoint
+        yield meta.at(
+            f,
+            line,
+            f"{', '.join(a.value for a in actions)} next to a hard-coded endpoint",
+            evidence=defang(text[:200]),
+            category=_category_of(actions),
+        )
+
+
+def _category_of(actions: list[Cap]) -> Category:
+    if Cap.EXEC in actions or Cap.MARSHAL in actions:
+        return Category.CODE_EXECUTION
+    if Cap.PROCESS in actions:
+        return Category.COMMAND_EXECUTION
+    return Category.INFORMATION_STEALING
 
 
 def defang(text: str) -> str:

@@ -186,7 +186,7 @@ def computed_import(pkg: PackageContext, meta: RuleMeta) -> Iterator[Finding]:
                 idx
                 and isinstance(c.node.args[0], ast.Name)
                 and c.node.args[0].id in _BUILTINS
-                and not isinstance(c.node.args[idx], ast.Name | ast.Attribute)
+                and value is not None  # spelled from constants, not looked up from data
             ):
                 yield meta.at(
                     f,

@@ -44,20 +44,49 @@ _BINARY_MAGIC = {
     b"\xce\xfa\xed\xfe": "Mach-O",
     b"\xcf\xfa\xed\xfe": "Mach-O",
 }
-_BINARY_SUFFIXES = (
-    ".exe",
-    ".dll",
-    ".so",
-    ".pyd",
-    ".dylib",
-    ".bin",
-    ".node",
-    ".o",
-    ".a",
-    ".lib",
-    ".sys",
-    ".elf",
-    ".out",
+# Extensions that promise data or text: an executable behind one is hiding.
+_INNOCENT_EXTENSIONS = frozenset(
+    {
+        "png",
+        "jpg",
+        "jpeg",
+        "gif",
+        "ico",
+        "bmp",
+        "svg",
+        "webp",
+        "txt",
+        "md",
+        "rst",
+        "json",
+        "xml",
+        "yaml",
+        "yml",
+        "csv",
+        "py",
+        "pyw",
+        "html",
+        "htm",
+        "css",
+        "js",
+        "dat",
+        "log",
+        "cfg",
+        "ini",
+        "toml",
+        "pdf",
+        "mp3",
+        "wav",
+        "mp4",
+        "ttf",
+        "woff",
+        "doc",
+        "docx",
+        "xls",
+        "xlsx",
+        "zip",
+        "gz",
+    }
 )
 _PLACEHOLDERS = re.compile(
     r"^(?:|a small example package|unknown|none|test|todo|"
@@ -160,7 +189,7 @@ def bundled_binary(pkg: PackageContext, meta: RuleMeta) -> Iterator[Finding]:
         low = base.lower()
         if wheel and (".so." in low or low.endswith((".so", ".pyd", ".dylib", ".dll"))):
             continue
-        disguised = not low.endswith(_BINARY_SUFFIXES) and "." in low
+        disguised = low.rsplit(".", 1)[-1] in _INNOCENT_EXTENSIONS and "." in low
         named = _started_by_code(pkg, base, in_tests=_TEST_DIR.search(m.rel) is not None)
         if disguised or named:
             sev = Severity.HIGH
@@ -263,9 +292,7 @@ def placeholder_metadata(pkg: PackageContext, meta: RuleMeta) -> Iterator[Findin
     if not (info.author or info.author_email):
         missing.append("author")
     if missing:
-        yield meta.on_package(
-            pkg.metadata_path, f"missing or placeholder: {', '.join(missing)}"
-        )
+        yield meta.on_package(pkg.metadata_path, f"missing or placeholder: {', '.join(missing)}")
 
 
 @rule(

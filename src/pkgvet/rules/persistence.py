@@ -23,8 +23,9 @@ from pkgvet.rules.indicators import AV_TAMPER, PERSISTENCE, RC_FILES, first_stri
 )
 def persistence(pkg: PackageContext, meta: RuleMeta) -> Iterator[Finding]:
     """Registry ``Run`` keys, the Startup folder, ``schtasks /create``, cron, systemd units,
-    LaunchAgents, ``rc.local``; shell rc files (``.bashrc``...) when the code also writes files
-    or runs programs. High when the code can write files, set registry values or run programs."""
+    LaunchAgents, ``rc.local``; shell rc files (``.bashrc``...) when the code also writes text
+    files (high only in install- or import-time code: environment tools edit rc files on
+    request). High when the code can write files, set registry values or run programs."""
     for f in pkg.all_files():
         hit = first_string_match(f, PERSISTENCE)
         acts = any(c in f.caps for c in (Cap.FILE_WRITE, Cap.REGISTRY, Cap.PROCESS))
@@ -32,7 +33,8 @@ def persistence(pkg: PackageContext, meta: RuleMeta) -> Iterator[Finding]:
             rc = first_string_match(f, RC_FILES)
             if rc is None or not _writes_text(f):
                 continue
-            hit, acts = rc, True
+            # shell set-up tools append to rc files on request; only unasked is persistence
+            hit, acts = rc, eager(f, rc[0])
         acts = acts or eager(f, hit[0])
         yield meta.at(
             f,
