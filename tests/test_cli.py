@@ -19,7 +19,7 @@ from pkgvet.cli import cli
 CLEAN_SETUP = "from setuptools import setup\n\nsetup(name='zzclean', version='1.0')\n"
 # exec of a base64 payload that decodes to print(1): inert, but the canonical dropper shape
 MAL_SETUP = 'import base64\nexec(base64.b64decode("cHJpbnQoMSk="))\n'
-SHELL_SETUP = "import os\nos.system('make -C native')\n"  # PV101: a build tool, medium at install time
+SHELL_SETUP = "import os\nos.system('make -C native')\n"  # PV101: build tool, medium
 
 
 @pytest.fixture
