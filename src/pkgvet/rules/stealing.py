@@ -9,7 +9,7 @@ from collections.abc import Iterator
 
 from pkgvet.analysis.apis import Cap, capability_of
 from pkgvet.analysis.context import FileContext, PackageContext
-from pkgvet.models import Category, Confidence, Finding, Severity, Trigger
+from pkgvet.models import Category, Confidence, Finding, Severity
 from pkgvet.rules.base import RuleMeta, eager, rule
 from pkgvet.rules.indicators import (
     BROWSER,
@@ -184,12 +184,7 @@ def environment_exfiltration(pkg: PackageContext, meta: RuleMeta) -> Iterator[Fi
     for f in pkg.all_files():
         line = _whole_environ(f)
         if line is not None and sends(f):
-            eager = (
-                f.trigger is Trigger.INSTALL
-                or f.depth > 0
-                or (f.trigger is Trigger.IMPORT and f.runs_on_load(line))
-            )
-            sev = Severity.HIGH if eager else Severity.MEDIUM
+            sev = Severity.HIGH if eager(f, line) else Severity.MEDIUM
             yield meta.at(f, line, "reads the whole environment and can send it out", severity=sev)
 
 
@@ -240,12 +235,7 @@ def recon_exfiltration(pkg: PackageContext, meta: RuleMeta) -> Iterator[Finding]
         line = _fingerprint_line(f)
         if line is None or not sends(f):
             continue
-        eager = (
-            f.trigger is Trigger.INSTALL
-            or f.depth > 0
-            or (f.trigger is Trigger.IMPORT and f.runs_on_load(line))
-        )
-        sev = Severity.HIGH if eager else Severity.MEDIUM
+        sev = Severity.HIGH if eager(f, line) else Severity.MEDIUM
         yield meta.at(f, line, "collects system details and can send them out", severity=sev)
 
 
