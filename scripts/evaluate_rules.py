@@ -110,11 +110,12 @@ def evaluate_benign(manifest: Path, jobs: int) -> dict[str, Any]:
     per: dict[str, list[int]] = collections.defaultdict(lambda: [0, 0])
     rules: collections.Counter[str] = collections.Counter()
     flagged: list[dict[str, Any]] = []
-    errors = 0
+    errors: list[str] = []
     for res in _run(list(paths), jobs):
         row = paths[res["path"]]
         per[row.stratum][0] += 1
-        errors += bool(res["error"])
+        if res["error"]:
+            errors.append(f"{row.name}=={row.version}: {res['error']}")
         if res["high"]:
             per[row.stratum][1] += 1
             rules.update(res["high_rules"])
@@ -136,7 +137,8 @@ def evaluate_benign(manifest: Path, jobs: int) -> dict[str, Any]:
             for k, v in per.items()
         },
         "per_rule": dict(rules.most_common()),
-        "errors": errors,
+        "errors": len(errors),
+        "error_list": errors,
         "flagged": flagged,
     }
 
@@ -172,6 +174,8 @@ def main() -> None:
             print(
                 f"  {stratum:10} {v['with_high_finding']}/{v['releases']} ({100 * v['rate']:.2f}%)"
             )
+        for err in ben["error_list"]:
+            print(f"  error {err}")
         for item in ben["flagged"]:
             print(f"  flagged {item['release']} [{item['stratum']}]: {item['findings'][0]}")
     args.out.parent.mkdir(parents=True, exist_ok=True)

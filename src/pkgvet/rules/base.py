@@ -132,7 +132,11 @@ def rule(
 
 def eager(file: FileContext, line: int) -> bool:
     """Code at ``line`` runs by merely installing or importing the package: anything in
-    install-time code, import-time code outside function bodies, and decoded payloads."""
+    install-time code, import-time code outside function bodies, and decoded payloads. Code
+    found as plain text in a string argument (a script written to disk, ``python -c``) is as
+    eager as the call that holds it."""
+    if file.depth > 0 and not file.encoded and file.parent is not None:
+        return eager(file.parent, file.origin_line)
     return (
         file.trigger is Trigger.INSTALL
         or file.depth > 0
