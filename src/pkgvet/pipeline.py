@@ -56,10 +56,6 @@ def scan_bytes(
     return _analyse(archive, result, config, start)
 
 
-def scan_archive(archive: Archive, result: ScanResult, config: ScanConfig) -> ScanResult:
-    return _analyse(archive, result, config, time.monotonic())
-
-
 def _analyse(archive: Archive, result: ScanResult, config: ScanConfig, start: float) -> ScanResult:
     result.kind = archive.kind
     deadline = start + config.limits.time_budget_s

@@ -20,24 +20,6 @@ from pkgvet.config import Limits
 from pkgvet.errors import ScanBudgetExceeded
 from pkgvet.models import PackageInfo, Skip, Trigger
 
-_INSTALL_COMMANDS = frozenset(
-    {
-        "install",
-        "develop",
-        "egg_info",
-        "build",
-        "build_py",
-        "build_ext",
-        "sdist",
-        "bdist_wheel",
-        "bdist_egg",
-        "install_lib",
-        "install_scripts",
-        "easy_install",
-    }
-)
-
-
 _NOT_PACKAGES = (
     "tests/",
     "test/",
@@ -184,7 +166,3 @@ def _read_metadata(ctx: PackageContext) -> PackageInfo:
             }
             candidates.append(metadata.from_setup_kwargs(kwargs))
     return metadata.merge(candidates)
-
-
-def install_commands() -> frozenset[str]:
-    return _INSTALL_COMMANDS

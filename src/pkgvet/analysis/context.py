@@ -533,9 +533,6 @@ class FileContext:
             if c.qualname in exact or (prefixes and c.qualname.startswith(prefixes)):
                 yield c
 
-    def has(self, cap: Cap) -> bool:
-        return cap in self.caps
-
     def const_args(self, call: CallSite) -> list[Value]:
         """Folded values of a call's positional and keyword arguments (None where unknown)."""
         if call.node is None:
@@ -663,9 +660,3 @@ class PackageContext:
     def metadata_path(self) -> str:
         """Where package-level findings point: the metadata file, else the archive."""
         return self.info.metadata_source or self.archive.filename
-
-    def member(self, rel: str) -> Member | None:
-        for m in self.archive.members:
-            if m.rel == rel:
-                return m
-        return None

@@ -14,7 +14,7 @@ from pkgvet.config import Limits, ScanConfig
 from pkgvet.errors import SourceError
 from pkgvet.models import ScanResult, Severity
 from pkgvet.pipeline import iter_targets, scan_target
-from pkgvet.report.base import FORMATS, get_format
+from pkgvet.report.base import get_format
 
 _SEVERITIES = [s.value for s in Severity]
 
@@ -180,6 +180,3 @@ def exit_code(results: list[ScanResult], fail_on: Severity) -> int:
     if any(r.max_severity is not None and r.max_severity >= fail_on for r in results):
         return 1
     return 0
-
-
-__all__ = ["FORMATS", "exit_code", "scan_command"]

@@ -142,14 +142,3 @@ def eager(file: FileContext, line: int) -> bool:
         or file.depth > 0
         or (file.trigger is Trigger.IMPORT and file.runs_on_load(line))
     )
-
-
-def worst(a: Severity, b: Severity) -> Severity:
-    return a if a >= b else b
-
-
-def escalate(base: Severity, file: FileContext) -> Severity:
-    """Code that runs on install or import is one step worse than the same code elsewhere."""
-    if file.trigger in (Trigger.INSTALL, Trigger.IMPORT) and base < Severity.HIGH:
-        return Severity(list(Severity)[base.rank + 1])
-    return base
