@@ -565,3 +565,69 @@ def test_cli_exclude_manifest_and_usage_errors(
     result = runner.invoke(collect_command, ["tail:3", "--out", str(out)])
     assert result.exit_code == 2
     assert "--names-file" in result.output
+
+
+# --------------------------------------------------------------------------- --from-manifest
+
+
+def _pinned(name: str, version: str, filename: str, body: bytes) -> ManifestRow:
+    sha = hashlib.sha256(body).hexdigest()
+    return ManifestRow(name, version, filename, sha, len(body), "2020", NAMED, None)
+
+
+def test_from_manifest_skips_cached_fetches_missing_and_refuses_mismatch(
+    index: FakeIndex, cache: Path, tmp_path: Path
+) -> None:
+    cached_body = index.add("cached", "1.0", "cached-1.0.tar.gz")
+    index.add("missing", "1.0", "missing-1.0.tar.gz")
+    # The pinned file is an older release, not the one the latest policy would pick.
+    old_body = index.add(
+        "missing", "0.5", "missing-0.5-py3-none-any.whl", packagetype="bdist_wheel"
+    )
+    index.add("changed", "1.0", "changed-1.0.tar.gz")
+    cached_row = _pinned("cached", "1.0", "cached-1.0.tar.gz", cached_body)
+    missing_row = _pinned("missing", "0.5", "missing-0.5-py3-none-any.whl", old_body)
+    changed_row = _pinned("changed", "1.0", "changed-1.0.tar.gz", b"what we pinned")
+    path = cached_path(cached_row)
+    path.parent.mkdir(parents=True)
+    path.write_bytes(cached_body)
+    manifest = tmp_path / "pinned.tsv"
+    write_manifest(manifest, [cached_row, missing_row, changed_row])
+    before = manifest.read_text()
+
+    args = ["--from-manifest", str(manifest), "--index-url", index.index_url, "--jobs", "2"]
+    result = CliRunner().invoke(collect_command, args)
+    assert result.exit_code == 1, result.output
+    assert "present 2 (1 downloaded, 1 cached), failed 1 (pin mismatch 1)" in result.output
+    assert "changed-1.0.tar.gz is published with sha256" in result.output
+    assert manifest.read_text() == before
+    # The cached row cost no request at all; the missing one is verified and written.
+    assert index.hits["/pypi/cached/json"] == 0
+    assert index.hits["/files/cached-1.0.tar.gz"] == 0
+    assert cached_path(missing_row).read_bytes() == old_body
+    assert index.hits["/files/missing-1.0.tar.gz"] == 0
+    # The mismatching row is refused before any download and nothing is written.
+    assert index.hits["/files/changed-1.0.tar.gz"] == 0
+    assert not cached_path(changed_row).exists()
+    assert not (cache / "dists" / changed_row.sha256[:2]).exists()
+
+    write_manifest(manifest, [cached_row, missing_row])
+    again = CliRunner().invoke(collect_command, args)
+    assert again.exit_code == 0, again.output
+    assert "present 2 (0 downloaded, 2 cached), failed 0" in again.output
+    assert index.hits["/pypi/missing/json"] == 1
+
+
+def test_from_manifest_usage_errors(tmp_path: Path) -> None:
+    manifest = tmp_path / "m.tsv"
+    write_manifest(manifest, [_row("a")])
+    runner = CliRunner()
+    result = runner.invoke(collect_command, [])
+    assert result.exit_code == 2
+    assert "--from-manifest" in result.output
+    result = runner.invoke(collect_command, ["names:a", "--from-manifest", str(manifest)])
+    assert result.exit_code == 2
+    assert "no SPEC" in result.output
+    result = runner.invoke(collect_command, ["names:a"])
+    assert result.exit_code == 2
+    assert "--out is required" in result.output

@@ -6,7 +6,15 @@ stored in a content-addressed cache, and a TSV manifest records what was
 collected.  Nothing downloaded is ever installed or executed.
 """
 
-from pkgvet.collect.cli import Outcome, RunSummary, collect_command, pending_targets, run_collection
+from pkgvet.collect.cli import (
+    Outcome,
+    RestoreOutcome,
+    RunSummary,
+    collect_command,
+    pending_targets,
+    restore_manifest,
+    run_collection,
+)
 from pkgvet.collect.index import (
     BadResponseError,
     CacheError,
@@ -20,6 +28,7 @@ from pkgvet.collect.index import (
     IndexClient,
     ManifestError,
     NoFilesError,
+    PinMismatchError,
     ProjectNotFoundError,
     SpecError,
     VersionPolicy,
@@ -50,7 +59,9 @@ __all__ = [
     "ManifestRow",
     "NoFilesError",
     "Outcome",
+    "PinMismatchError",
     "ProjectNotFoundError",
+    "RestoreOutcome",
     "RunSummary",
     "SpecError",
     "Target",
@@ -63,6 +74,7 @@ __all__ = [
     "load_popular",
     "pending_targets",
     "read_manifest",
+    "restore_manifest",
     "run_collection",
     "select_targets",
     "write_manifest",

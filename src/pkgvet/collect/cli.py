@@ -1,4 +1,8 @@
-"""The ``collect`` command: sample projects, download their files, write a manifest."""
+"""The ``collect`` command: sample projects, download their files, write a manifest.
+
+With ``--from-manifest`` it instead re-fetches the files an existing manifest
+pins, to rebuild the cache on another machine.
+"""
 
 from __future__ import annotations
 
@@ -30,7 +34,7 @@ from pkgvet.collect.index import (
     VersionPolicy,
     cache_dir,
 )
-from pkgvet.collect.manifest import ManifestRow, append_row, manifest_names
+from pkgvet.collect.manifest import ManifestRow, append_row, manifest_names, read_manifest
 from pkgvet.collect.sampling import Target, select_targets
 
 
@@ -66,6 +70,89 @@ class RunSummary:
             reasons = ", ".join(f"{reason} {n}" for reason, n in self.failures.most_common())
             text += f" ({reasons})"
         return text
+
+
+@dataclass(frozen=True, slots=True)
+class RestoreOutcome:
+    """What happened to one pinned manifest row in ``--from-manifest`` mode."""
+
+    row: ManifestRow
+    from_cache: bool
+    error: CollectError | None
+
+
+@dataclass(slots=True)
+class RestoreSummary:
+    """Counts for one ``--from-manifest`` run."""
+
+    present: int = 0
+    """Rows whose file is in the cache at the end (downloaded or already there)."""
+    cached: int = 0
+    """Of ``present``, files that were already in the cache."""
+    failures: Counter[str] = field(default_factory=Counter)
+    """Failure count per :attr:`CollectError.reason`."""
+
+    def line(self) -> str:
+        """Render the one-line summary printed at the end of a run."""
+        failed = sum(self.failures.values())
+        text = (
+            f"present {self.present} ({self.present - self.cached} downloaded, "
+            f"{self.cached} cached), failed {failed}"
+        )
+        if failed:
+            reasons = ", ".join(f"{reason} {n}" for reason, n in self.failures.most_common())
+            text += f" ({reasons})"
+        return text
+
+
+def restore_manifest(
+    rows: list[ManifestRow],
+    client: IndexClient,
+    *,
+    cache: Path | None = None,
+    max_bytes: int = DEFAULT_MAX_BYTES,
+    jobs: int = 8,
+    on_outcome: Callable[[RestoreOutcome], None] | None = None,
+) -> RestoreSummary:
+    """Make the exact file pinned by each row present in the cache, with ``jobs`` threads.
+
+    A row whose file is cached with the right sha256 costs no request; the
+    others go through :meth:`IndexClient.fetch_pinned`.  The size cap is
+    raised to the row's own size when that is larger.  Per-row failures are
+    counted, never raised.
+    """
+    store = cache if cache is not None else cache_dir()
+    summary = RestoreSummary()
+    with ThreadPoolExecutor(max_workers=jobs) as pool:
+        futures: dict[Future[Download], ManifestRow] = {
+            pool.submit(
+                client.fetch_pinned,
+                row.name,
+                row.filename,
+                row.sha256,
+                cache=store,
+                max_bytes=max(max_bytes, row.size),
+            ): row
+            for row in rows
+        }
+        try:
+            for future in as_completed(futures):
+                row = futures[future]
+                try:
+                    download = future.result()
+                except CollectError as exc:
+                    summary.failures[exc.reason] += 1
+                    outcome = RestoreOutcome(row, False, exc)
+                else:
+                    summary.present += 1
+                    summary.cached += download.from_cache
+                    outcome = RestoreOutcome(row, download.from_cache, None)
+                if on_outcome is not None:
+                    on_outcome(outcome)
+        finally:
+            for future in futures:
+                future.cancel()
+    return summary
 
 
 def pending_targets(targets: Iterable[Target], out: Path) -> list[Target]:
@@ -135,13 +222,18 @@ def _record(target: Target, future: Future[Download], out: Path, summary: RunSum
 
 
 @click.command("collect")
-@click.argument("specs", metavar="SPEC...", nargs=-1, required=True)
+@click.argument("specs", metavar="[SPEC]...", nargs=-1)
 @click.option(
     "--out",
     "out",
     type=click.Path(dir_okay=False, path_type=Path),
-    required=True,
-    help="Manifest to append to; names already in it are skipped.",
+    help="Manifest to append to; names already in it are skipped (required with SPEC).",
+)
+@click.option(
+    "--from-manifest",
+    "from_manifest",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="Re-fetch exactly the files this manifest pins into the cache (no SPEC, no --out).",
 )
 @click.option(
     "--jobs", type=click.IntRange(min=1), default=8, show_default=True, help="Parallel downloads."
@@ -176,7 +268,8 @@ def _record(target: Target, future: Future[Download], out: Path, summary: RunSum
 )
 def collect_command(
     specs: tuple[str, ...],
-    out: Path,
+    out: Path | None,
+    from_manifest: Path | None,
     jobs: int,
     index_url: str | None,
     version_policy: VersionPolicy,
@@ -190,7 +283,20 @@ def collect_command(
     SPEC is top:N, tail:N (needs --names-file), names:a,b,c or a file of names.
     Files go to $PKGVET_CACHE_DIR (default ~/.cache/pkgvet); one row per file
     is appended to the --out manifest as each download completes.
+
+    With --from-manifest MANIFEST, the files MANIFEST pins are fetched into
+    the cache instead (each checked against its pinned sha256); the exit
+    status is 1 unless every file is present at the end.
     """
+    if from_manifest is not None:
+        if specs or out is not None:
+            raise click.UsageError("--from-manifest takes no SPEC and no --out")
+        _restore(from_manifest, index_url, jobs, int(max_size_mb * 2**20))
+        return
+    if not specs:
+        raise click.UsageError("give at least one SPEC, or --from-manifest MANIFEST")
+    if out is None:
+        raise click.UsageError("--out is required with SPEC")
     try:
         exclude: set[str] = set()
         for manifest in exclude_manifests:
@@ -202,16 +308,7 @@ def collect_command(
     except ManifestError as exc:
         raise click.ClickException(str(exc)) from exc
     skipped = len(targets) - len(pending)
-    console = Console(stderr=True)
-    progress = Progress(
-        TextColumn("[progress.description]{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TextColumn("failed {task.fields[failed]}"),
-        TimeElapsedColumn(),
-        console=console,
-        transient=False,
-    )
+    progress = _progress()
     with progress, IndexClient(index_url, max_connections=2 * jobs) as client:
         task = progress.add_task("collecting", total=len(pending), failed=0)
         failed = 0
@@ -234,3 +331,43 @@ def collect_command(
             on_outcome=report,
         )
     click.echo(summary.line(skipped))
+
+
+def _progress() -> Progress:
+    return Progress(
+        TextColumn("[progress.description]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("failed {task.fields[failed]}"),
+        TimeElapsedColumn(),
+        console=Console(stderr=True),
+        transient=False,
+    )
+
+
+def _restore(manifest: Path, index_url: str | None, jobs: int, max_bytes: int) -> None:
+    try:
+        rows = read_manifest(manifest)
+    except ManifestError as exc:
+        raise click.ClickException(str(exc)) from exc
+    progress = _progress()
+    with progress, IndexClient(index_url, max_connections=2 * jobs) as client:
+        task = progress.add_task("restoring", total=len(rows), failed=0)
+        failed = 0
+
+        def report(outcome: RestoreOutcome) -> None:
+            nonlocal failed
+            if outcome.error is not None:
+                failed += 1
+                row = outcome.row
+                progress.console.print(
+                    f"[red]failed[/red] {escape(row.filename)} (pinned {escape(row.version)}): "
+                    f"{escape(str(outcome.error))}",
+                    soft_wrap=True,
+                )
+            progress.update(task, advance=1, failed=failed)
+
+        summary = restore_manifest(rows, client, max_bytes=max_bytes, jobs=jobs, on_outcome=report)
+    click.echo(summary.line())
+    if summary.failures:
+        raise SystemExit(1)

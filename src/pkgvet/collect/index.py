@@ -91,6 +91,12 @@ class HashMismatchError(CollectError):
     reason = "hash mismatch"
 
 
+class PinMismatchError(CollectError):
+    """A pinned file is missing from the index or published with another sha256."""
+
+    reason = "pin mismatch"
+
+
 class FetchTimeoutError(CollectError):
     """The index or file host did not answer in time."""
 
@@ -425,6 +431,44 @@ class IndexClient:
             size=path.stat().st_size,
             from_cache=from_cache,
         )
+
+    def fetch_pinned(
+        self,
+        name: str,
+        filename: str,
+        sha256: str,
+        *,
+        cache: Path,
+        max_bytes: int = DEFAULT_MAX_BYTES,
+    ) -> Download:
+        """Make the file ``filename`` of ``name``, pinned to ``sha256``, present in ``cache``.
+
+        A cached copy whose sha256 matches is used without any request.
+        Otherwise the project JSON is fetched, the file with that filename is
+        looked up in every release (yanked files included), and it is only
+        downloaded when the index publishes the pinned digest; anything else
+        raises :class:`PinMismatchError` and nothing is written.
+        """
+        target = dist_path(cache, sha256, filename)
+        if target.is_file() and sha256_file(target) == sha256:
+            file = DistFile(filename, "", sha256, None, "", "", False)
+            return Download(name, "", file, target, target.stat().st_size, True)
+        project = self.project(name)
+        found = [
+            (version, f)
+            for version, files in project.releases.items()
+            for f in files
+            if f.filename == filename
+        ]
+        if not found:
+            raise PinMismatchError(f"{name}: {filename} is not published on the index")
+        version, file = found[0]
+        if file.sha256 != sha256:
+            raise PinMismatchError(
+                f"{name}: {filename} is published with sha256 {file.sha256}, manifest pins {sha256}"
+            )
+        path, from_cache = self.download(name, file, cache, max_bytes)
+        return Download(name, version, file, path, path.stat().st_size, from_cache)
 
     def _get(self, name: str, url: str, *, max_bytes: int) -> bytes:
         attempt = 0
