@@ -50,22 +50,23 @@ class Outcome:
 
 @dataclass(slots=True)
 class RunSummary:
-    """Counts for one run."""
+    """Counts for one run of either mode."""
 
     collected: int = 0
-    """Rows appended to the manifest (downloaded or found in the cache)."""
+    """Rows whose file is in the cache at the end (downloaded or already there)."""
     cached: int = 0
     """Of ``collected``, files that were already in the cache."""
     failures: Counter[str] = field(default_factory=Counter)
     """Failure count per :attr:`CollectError.reason`."""
 
-    def line(self, skipped: int) -> str:
+    def line(self, verb: str = "collected", skipped: int | None = None) -> str:
         """Render the one-line summary printed at the end of a run."""
         failed = sum(self.failures.values())
-        text = (
-            f"collected {self.collected} ({self.collected - self.cached} downloaded, "
-            f"{self.cached} cached), {skipped} already in manifest, failed {failed}"
-        )
+        text = f"{verb} {self.collected} ({self.collected - self.cached} downloaded, "
+        text += f"{self.cached} cached)"
+        if skipped is not None:
+            text += f", {skipped} already in manifest"
+        text += f", failed {failed}"
         if failed:
             reasons = ", ".join(f"{reason} {n}" for reason, n in self.failures.most_common())
             text += f" ({reasons})"
@@ -81,30 +82,6 @@ class RestoreOutcome:
     error: CollectError | None
 
 
-@dataclass(slots=True)
-class RestoreSummary:
-    """Counts for one ``--from-manifest`` run."""
-
-    present: int = 0
-    """Rows whose file is in the cache at the end (downloaded or already there)."""
-    cached: int = 0
-    """Of ``present``, files that were already in the cache."""
-    failures: Counter[str] = field(default_factory=Counter)
-    """Failure count per :attr:`CollectError.reason`."""
-
-    def line(self) -> str:
-        """Render the one-line summary printed at the end of a run."""
-        failed = sum(self.failures.values())
-        text = (
-            f"present {self.present} ({self.present - self.cached} downloaded, "
-            f"{self.cached} cached), failed {failed}"
-        )
-        if failed:
-            reasons = ", ".join(f"{reason} {n}" for reason, n in self.failures.most_common())
-            text += f" ({reasons})"
-        return text
-
-
 def restore_manifest(
     rows: list[ManifestRow],
     client: IndexClient,
@@ -113,7 +90,7 @@ def restore_manifest(
     max_bytes: int = DEFAULT_MAX_BYTES,
     jobs: int = 8,
     on_outcome: Callable[[RestoreOutcome], None] | None = None,
-) -> RestoreSummary:
+) -> RunSummary:
     """Make the exact file pinned by each row present in the cache, with ``jobs`` threads.
 
     A row whose file is cached with the right sha256 costs no request; the
@@ -122,7 +99,7 @@ def restore_manifest(
     counted, never raised.
     """
     store = cache if cache is not None else cache_dir()
-    summary = RestoreSummary()
+    summary = RunSummary()
     with ThreadPoolExecutor(max_workers=jobs) as pool:
         futures: dict[Future[Download], ManifestRow] = {
             pool.submit(
@@ -144,7 +121,7 @@ def restore_manifest(
                     summary.failures[exc.reason] += 1
                     outcome = RestoreOutcome(row, False, exc)
                 else:
-                    summary.present += 1
+                    summary.collected += 1
                     summary.cached += download.from_cache
                     outcome = RestoreOutcome(row, download.from_cache, None)
                 if on_outcome is not None:
@@ -330,7 +307,7 @@ def collect_command(
             jobs=jobs,
             on_outcome=report,
         )
-    click.echo(summary.line(skipped))
+    click.echo(summary.line(skipped=skipped))
 
 
 def _progress() -> Progress:
@@ -368,6 +345,6 @@ def _restore(manifest: Path, index_url: str | None, jobs: int, max_bytes: int) -
             progress.update(task, advance=1, failed=failed)
 
         summary = restore_manifest(rows, client, max_bytes=max_bytes, jobs=jobs, on_outcome=report)
-    click.echo(summary.line())
+    click.echo(summary.line("present"))
     if summary.failures:
         raise SystemExit(1)
