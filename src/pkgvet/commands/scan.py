@@ -132,15 +132,9 @@ def scan_command(
             stack.enter_context(output.open("w", encoding="utf-8")) if output else sys.stdout
         )
         for result in _run(paths, config, show_progress):
-            if (formatter.streaming and name != "text") or (name == "text" and len(paths) == 1):
-                formatter.write_result(result, out)
+            formatter.write_result(result, out)
             results.append(result)
-        if not formatter.streaming or (name == "text" and len(paths) > 1):
-            formatter.write_all(results, out)
-        elif name == "summary":
-            from pkgvet.report.text import _console, summary_table
-
-            summary_table(results, _console(out))
+        formatter.finish(results, out)
     sys.exit(exit_code(results, Severity(fail_on)))
 
 

@@ -11,11 +11,12 @@ from pkgvet.models import ScanResult
 
 class Format(Protocol):
     name: str
-    streaming: bool  # True: write each result as it arrives
 
-    def write_result(self, result: ScanResult, out: TextIO) -> None: ...
+    def write_result(self, result: ScanResult, out: TextIO) -> None:
+        """Called for each result as it arrives (a whole-run format may write nothing)."""
 
-    def write_all(self, results: Sequence[ScanResult], out: TextIO) -> None: ...
+    def finish(self, results: Sequence[ScanResult], out: TextIO) -> None:
+        """Called once with every result: whole-run documents and summaries."""
 
 
 FORMATS: dict[str, type[Format]] = {}

@@ -51,12 +51,11 @@ def result_to_dict(r: ScanResult) -> dict[str, Any]:
 @register
 class JsonFormat:
     name = "json"
-    streaming = False
 
     def write_result(self, result: ScanResult, out: TextIO) -> None:
-        raise NotImplementedError  # pragma: no cover - not streaming
+        """One document for the run: written by :meth:`finish`."""
 
-    def write_all(self, results: Sequence[ScanResult], out: TextIO) -> None:
+    def finish(self, results: Sequence[ScanResult], out: TextIO) -> None:
         doc = {
             "$schema": SCHEMA,
             "schema_version": SCHEMA_VERSION,
@@ -70,11 +69,9 @@ class JsonFormat:
 @register
 class JsonLinesFormat:
     name = "jsonl"
-    streaming = True
 
     def write_result(self, result: ScanResult, out: TextIO) -> None:
         out.write(json.dumps(result_to_dict(result), ensure_ascii=False) + "\n")
 
-    def write_all(self, results: Sequence[ScanResult], out: TextIO) -> None:
-        for r in results:
-            self.write_result(r, out)
+    def finish(self, results: Sequence[ScanResult], out: TextIO) -> None:
+        """Every line was written as it arrived."""

@@ -113,16 +113,12 @@ def render_result(r: ScanResult, console: Console) -> None:
 @register
 class TextFormat:
     name = "text"
-    streaming = True
 
     def write_result(self, result: ScanResult, out: TextIO) -> None:
         render_result(result, _console(out))
 
-    def write_all(self, results: Sequence[ScanResult], out: TextIO) -> None:
-        console = _console(out)
-        for r in results:
-            render_result(r, console)
-        summary_table(results, console)
+    def finish(self, results: Sequence[ScanResult], out: TextIO) -> None:
+        summary_table(results, _console(out))
 
 
 def summary_table(results: Sequence[ScanResult], console: Console) -> None:
@@ -154,7 +150,6 @@ def summary_table(results: Sequence[ScanResult], console: Console) -> None:
 @register
 class SummaryFormat:
     name = "summary"
-    streaming = True
 
     def write_result(self, result: ScanResult, out: TextIO) -> None:
         r = result
@@ -165,7 +160,5 @@ class SummaryFormat:
             f"{'  error: ' + r.error if r.error else ''}\n"
         )
 
-    def write_all(self, results: Sequence[ScanResult], out: TextIO) -> None:
-        for r in results:
-            self.write_result(r, out)
+    def finish(self, results: Sequence[ScanResult], out: TextIO) -> None:
         summary_table(results, _console(out))
