@@ -1,4 +1,5 @@
-"""Command line: ``pkgvet scan | rules | collect``. Thin wiring over the pipeline.
+"""Command line: ``pkgvet scan | rules | collect | train | evaluate``. Thin wiring over the
+pipeline.
 
 Subcommands are imported only when invoked, so ``pkgvet scan`` does not pay for the collector's
 or a future model's imports. Exit codes: 0 clean, 1 a finding at or above ``--fail-on``, 2 an
@@ -17,6 +18,8 @@ _COMMANDS = {
     "scan": ("pkgvet.commands.scan", "scan_command"),
     "rules": ("pkgvet.commands.rules", "rules_command"),
     "collect": ("pkgvet.collect.cli", "collect_command"),
+    "train": ("pkgvet.commands.train", "train_command"),
+    "evaluate": ("pkgvet.commands.train", "evaluate_command"),
 }
 
 

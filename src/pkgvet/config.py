@@ -32,3 +32,7 @@ class ScanConfig:
     ignore: frozenset[str] = frozenset()
     password: bytes = b"infected"
     min_severity: Severity = Severity.INFO
+    use_model: bool = True  # the shipped (or given) trained detector sets verdict and score
+    model_path: str | None = None  # another model file; needs model_sha256
+    model_sha256: str | None = None
+    keep_features: bool = False  # keep features and a code fingerprint on results (training)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from enum import StrEnum
+from typing import Any
 
 
 class Severity(StrEnum):
@@ -136,6 +137,11 @@ class ScanResult:
     reasons: list[str] = field(default_factory=list)
     stats: dict[str, int] = field(default_factory=dict)
     duration_s: float = 0.0
+    model_probability: float | None = None  # the trained detector's calibrated probability
+    model_version: str | None = None  # sha256 prefix of the model file that scored it
+    # Training only (``ScanConfig.keep_features``), never serialised:
+    features: Any = None  # pkgvet.ml.features.Features
+    fingerprint: tuple[int, ...] | None = None  # MinHash of the code lines (campaign grouping)
 
     @property
     def max_severity(self) -> Severity | None:

@@ -15,6 +15,7 @@ import stat
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from pkgvet.analysis.builder import build_context
 from pkgvet.archive import (
@@ -30,6 +31,9 @@ from pkgvet.errors import ArchiveError, PkgvetError, ScanBudgetExceeded, SourceE
 from pkgvet.models import Finding, ScanResult, Severity, Skip, Trigger
 from pkgvet.rules.registry import select_rules
 from pkgvet.scoring import apply_verdict
+
+if TYPE_CHECKING:
+    from pkgvet.ml.model import Model
 
 _PACKAGE_MARKERS = ("setup.py", "pyproject.toml", "setup.cfg", "PKG-INFO")
 
@@ -99,9 +103,37 @@ def _analyse(archive: Archive, result: ScanResult, config: ScanConfig, start: fl
         "bytes": archive.total_bytes,
         "decoded_payloads": sum(1 for f in pkg.all_files() if f.depth),
     }
-    apply_verdict(result)
+    model_out = None
+    if config.use_model or config.keep_features:
+        from pkgvet.ml.features import extract
+
+        feats = extract(pkg, findings)  # all findings: the model sees what --min-severity hides
+        if config.keep_features:
+            from pkgvet.ml.campaigns import line_shingles, minhash
+
+            result.features = feats
+            shingles = line_shingles(f.text for f in pkg.files)
+            # bottom-k by hash: a consistent sample, so near-duplicates keep similar subsets
+            result.fingerprint = minhash(set(sorted(shingles)[:_MAX_SHINGLES]))
+        model = _model(config) if config.use_model else None
+        if model is not None:
+            model_out = model.predict(feats)
+    apply_verdict(result, model_out)
     result.duration_s = time.monotonic() - start
     return result
+
+
+_MAX_SHINGLES = 4000
+
+
+def _model(config: ScanConfig) -> Model | None:
+    """The configured model; None when no model is installed and none was given (rules-only
+    verdict). A tampered or unreadable model raises :class:`~pkgvet.ml.model.ModelError`."""
+    from pkgvet.ml.model import load_model, shipped_model_available
+
+    if config.model_path is None and not shipped_model_available():
+        return None
+    return load_model(config.model_path, config.model_sha256)
 
 
 _TEST_PATH = re.compile(

@@ -1,13 +1,25 @@
-"""Rules-only verdict: findings → malicious / suspicious / clean, a 0-1 score and reasons.
+"""The verdict: rule findings and the trained detector → malicious / suspicious / clean, a 0-1
+score and the top reasons.
 
-The score combines findings as independent evidence, ``1 - Π(1 - w)``, with a weight per
-severity and confidence. It orders packages well but is not a calibrated probability: the trained
-detector (``pkgvet train``) replaces it when a model is available.
+With the model (the default), the score is its calibrated probability, which already weighs the
+rule findings as features. A package is malicious when the probability reaches the model's
+``malicious`` threshold or a rule finding is critical; suspicious when it reaches the
+``suspicious`` threshold or a rule finding is high (rules and model disagree: a person should
+look); clean otherwise.
+
+Without a model (``--no-model``), the rules-only score combines findings as independent evidence,
+``1 - Π(1 - w)`` with a weight per severity and confidence; it orders packages well but is not a
+probability, and the verdict follows the worst severity.
 """
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from pkgvet.models import Confidence, Finding, ScanResult, Severity, Verdict
+
+if TYPE_CHECKING:
+    from pkgvet.ml.model import ModelOutput
 
 _WEIGHT = {
     Severity.INFO: 0.02,
@@ -31,20 +43,33 @@ def rule_score(findings: list[Finding]) -> float:
     return round(1.0 - keep, 4)
 
 
-def apply_verdict(result: ScanResult) -> None:
-    """Set verdict, score and reasons of a result from its findings."""
+def apply_verdict(result: ScanResult, model: ModelOutput | None = None) -> None:
+    """Set verdict, score and reasons of a result from its findings and the model's output."""
     if result.error:
         result.verdict = Verdict.ERROR
         result.score = 0.0
         return
-    result.score = rule_score(result.findings)
     worst = result.max_severity
-    if worst is not None and worst >= Severity.HIGH:
-        result.verdict = Verdict.MALICIOUS
-    elif worst is not None and worst >= Severity.MEDIUM:
-        result.verdict = Verdict.SUSPICIOUS
+    if model is not None:
+        th = model.thresholds
+        p = model.probability
+        result.score = p
+        result.model_probability = p
+        result.model_version = model.version
+        if p >= th.malicious or (worst is not None and worst >= Severity.CRITICAL):
+            result.verdict = Verdict.MALICIOUS
+        elif p >= th.suspicious or (worst is not None and worst >= Severity.HIGH):
+            result.verdict = Verdict.SUSPICIOUS
+        else:
+            result.verdict = Verdict.CLEAN
     else:
-        result.verdict = Verdict.CLEAN
+        result.score = rule_score(result.findings)
+        if worst is not None and worst >= Severity.HIGH:
+            result.verdict = Verdict.MALICIOUS
+        elif worst is not None and worst >= Severity.MEDIUM:
+            result.verdict = Verdict.SUSPICIOUS
+        else:
+            result.verdict = Verdict.CLEAN
     ranked = sorted(result.findings, key=lambda f: (-f.severity.rank, f.rule_id))
     reasons: list[str] = []
     for f in ranked:
@@ -53,4 +78,7 @@ def apply_verdict(result: ScanResult) -> None:
             reasons.append(text)
         if len(reasons) == 5:
             break
+    if model is not None:
+        reasons.insert(0, f"model probability {model.probability:.3f} (model {model.version})")
+        reasons.extend(f"model: {d}" for d in model.drivers)
     result.reasons = reasons

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import sys
 from collections.abc import Iterator
 from contextlib import ExitStack
@@ -12,7 +13,7 @@ import click
 
 from pkgvet.config import Limits, ScanConfig
 from pkgvet.errors import SourceError
-from pkgvet.models import ScanResult, Severity
+from pkgvet.models import ScanResult, Severity, Verdict
 from pkgvet.pipeline import iter_targets, scan_target
 from pkgvet.report.base import get_format
 
@@ -87,6 +88,20 @@ def _split(values: tuple[str, ...]) -> frozenset[str]:
     help="Seconds allowed per package before it is reported as an error.",
 )
 @click.option(
+    "--model/--no-model",
+    "use_model",
+    default=True,
+    show_default=True,
+    help="Score with the trained detector (verdict and score from model plus rules); "
+    "--no-model gives the rules-only verdict.",
+)
+@click.option(
+    "--model-file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Use this model file instead of the shipped one (needs --model-sha256).",
+)
+@click.option("--model-sha256", metavar="HEX", help="Expected sha256 of --model-file.")
+@click.option(
     "--progress/--no-progress",
     default=None,
     help="Progress bar on standard error (default: when it is a terminal and "
@@ -102,6 +117,9 @@ def scan_command(
     ignore: tuple[str, ...],
     password: str,
     time_budget: float,
+    use_model: bool,
+    model_file: Path | None,
+    model_sha256: str | None,
     progress: bool | None,
 ) -> None:
     """Scan package archives, unpacked packages, or trees of many packages.
@@ -116,7 +134,11 @@ def scan_command(
         ignore=_split(ignore),
         password=password.encode(),
         min_severity=Severity(min_severity),
+        use_model=use_model,
+        model_path=str(model_file) if model_file else None,
+        model_sha256=model_sha256,
     )
+    config = _check_model(config)
     try:
         paths = [p for t in targets for p in iter_targets(t)]
     except SourceError as exc:
@@ -136,6 +158,23 @@ def scan_command(
             results.append(result)
         formatter.finish(results, out)
     sys.exit(exit_code(results, Severity(fail_on)))
+
+
+def _check_model(config: ScanConfig) -> ScanConfig:
+    """Load the model once before scanning: a tampered or unreadable model is refused (exit 2);
+    an installation without a model falls back to the rules-only verdict, with a warning."""
+    if not config.use_model:
+        return config
+    from pkgvet.ml.model import ModelError, load_model, shipped_model_available
+
+    if config.model_path is None and not shipped_model_available():
+        click.echo("warning: no trained model installed; rules-only verdict", err=True)
+        return dataclasses.replace(config, use_model=False)
+    try:
+        load_model(config.model_path, config.model_sha256)
+    except ModelError as exc:
+        raise UsageFailure(exc.diagnostics()) from exc
+    return config
 
 
 def _run(paths: list[Path], config: ScanConfig, show: bool) -> Iterator[ScanResult]:
@@ -171,6 +210,10 @@ def _run(paths: list[Path], config: ScanConfig, show: bool) -> Iterator[ScanResu
 def exit_code(results: list[ScanResult], fail_on: Severity) -> int:
     if any(r.error for r in results):
         return 2
-    if any(r.max_severity is not None and r.max_severity >= fail_on for r in results):
+    if any(
+        r.verdict is Verdict.MALICIOUS
+        or (r.max_severity is not None and r.max_severity >= fail_on)
+        for r in results
+    ):
         return 1
     return 0

@@ -27,6 +27,8 @@ def result_to_dict(r: ScanResult) -> dict[str, Any]:
         "package": asdict(r.package),
         "verdict": r.verdict.value,
         "score": r.score,
+        "model_probability": r.model_probability,
+        "model_version": r.model_version,
         "max_severity": r.max_severity.value if r.max_severity else None,
         "categories": r.categories,
         "triggers": r.triggers,

@@ -1,0 +1,292 @@
+"""``pkgvet train`` and ``pkgvet evaluate``: build the trained detector from the shared malware
+set plus pinned benign manifests, and measure it on a time-ordered, campaign-grouped split.
+
+Both need the ``train`` extra (numpy, scipy, scikit-learn, matplotlib); they import it only when
+run, so ``pkgvet scan`` never pays for it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import click
+
+from pkgvet.commands.scan import UsageFailure
+
+DEFAULT_MALWARE = Path("../shared/datasets/pypi-malregistry")
+DEFAULT_BENIGN = (Path("data/benign/train-manifest.tsv"), Path("data/benign/scan-manifest.tsv"))
+EVAL_BENIGN = (*DEFAULT_BENIGN, Path("data/benign/holdout-manifest.tsv"))
+
+
+def _need_extra() -> None:
+    try:
+        import sklearn  # noqa: F401
+    except ImportError as exc:
+        raise UsageFailure("training needs the `train` extra: pip install 'pkgvet[train]'") from exc
+
+
+def _file_sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+@contextmanager
+def _progress(label: str) -> Iterator[Callable[[int, int], None]]:
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeRemainingColumn,
+    )
+
+    with Progress(
+        TextColumn(label),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+        transient=True,
+    ) as bar:
+        task = bar.add_task(label, total=None)
+
+        def update(done: int, total: int) -> None:
+            bar.update(task, completed=done, total=total)
+
+        yield update
+
+
+def load_rows(
+    malware: Path, benign: tuple[Path, ...], jobs: int
+) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """Feature rows of every sample (cached) and a description of the data for the card."""
+    from pkgvet.ml.dataset import DatasetError, benign_samples, compute_features, malware_samples
+
+    try:
+        samples = malware_samples(malware)
+    except DatasetError as exc:
+        raise UsageFailure(exc.diagnostics()) from exc
+    data: dict[str, Any] = {
+        "malware": {
+            "path": str(malware),
+            "manifest_sha256": _file_sha256(malware / "MANIFEST.tsv"),
+            "packages": len(samples),
+        },
+        "benign": [],
+    }
+    for manifest in benign:
+        if not manifest.is_file():
+            raise UsageFailure(f"{manifest}: benign manifest not found")
+        found, missing = benign_samples(manifest)
+        if missing:
+            raise UsageFailure(
+                f"{len(missing)} files of {manifest} are not in the cache (first: {missing[0]}); "
+                f"fetch them with: pkgvet collect --from-manifest {manifest}"
+            )
+        samples += found
+        data["benign"].append(
+            {"manifest": manifest.name, "sha256": _file_sha256(manifest), "releases": len(found)}
+        )
+    with _progress("features") as update:
+        rows = compute_features(samples, jobs=jobs, progress=update)
+    errors = sum(1 for r in rows if r.get("dense") is None)
+    click.echo(f"{len(rows)} samples, {errors} could not be scanned (left out)", err=True)
+    return rows, data
+
+
+@click.command("train")
+@click.option(
+    "--malware",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=DEFAULT_MALWARE,
+    show_default=True,
+    help="The pypi-malregistry dataset (name/version/file tree with MANIFEST.tsv).",
+)
+@click.option(
+    "--benign",
+    type=click.Path(dir_okay=False, path_type=Path),
+    multiple=True,
+    default=DEFAULT_BENIGN,
+    show_default=True,
+    help="Pinned benign manifests (repeatable); files come from the collector's cache.",
+)
+@click.option(
+    "-o",
+    "--out",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("build/model"),
+    show_default=True,
+    help="Where to write model.json.gz and model-card.md.",
+)
+@click.option(
+    "--install",
+    is_flag=True,
+    help="Also install the model into this pkgvet (package data + pinned hash).",
+)
+@click.option("--jobs", type=int, default=0, help="Processes for feature extraction (0: all).")
+@click.option("--seed", type=int, default=0, show_default=True)
+def train_command(
+    malware: Path, benign: tuple[Path, ...], out: Path, install: bool, jobs: int, seed: int
+) -> None:
+    """Train the stacking ensemble on every sample and write the model and its card.
+
+    The same data and seed give the same model file, byte for byte. The model is gzip JSON,
+    which cannot run code when loaded; scans check its sha256 before use.
+    """
+    _need_extra()
+    from pkgvet.ml.evaluate import campaign_groups, metrics
+    from pkgvet.ml.train import export_stack, fit_stack, matrices
+
+    rows, data = load_rows(malware, benign, jobs)
+    d = matrices(rows)
+    click.echo(f"fitting on {len(d.y)} packages ({int(d.y.sum())} malicious)…", err=True)
+    stack = fit_stack(d, campaign_groups(d.rows), seed=seed)
+    oof = metrics(d.y, stack.oof >= stack.thresholds["malicious"])
+    card = _card(rows, data, oof, stack.thresholds, seed)
+    blob = export_stack(stack, card)
+    digest = hashlib.sha256(blob).hexdigest()
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "model.json.gz").write_bytes(blob)
+    (out / "model-card.md").write_text(card_markdown(card, digest, len(blob)))
+    click.echo(f"model {digest[:12]} ({len(blob) / 1e6:.1f} MB) written to {out}", err=True)
+    click.echo(f"out-of-fold at the malicious threshold: {json.dumps(oof)}", err=True)
+    if install:
+        _install(blob, digest, card)
+
+
+def _card(
+    rows: list[dict[str, Any]],
+    data: dict[str, Any],
+    oof: dict[str, Any],
+    thresholds: dict[str, float],
+    seed: int,
+) -> dict[str, Any]:
+    import sklearn
+
+    from pkgvet.ml.features import TEXT_DIM, dense_names, schema_hash
+
+    dates = [r["sample"]["date"] for r in rows if r["sample"]["date"] != "0000-00-00"]
+    return {
+        "data": data,
+        "newest_sample": max(dates) if dates else None,
+        "feature_schema_sha256": schema_hash(),
+        "dense_features": len(dense_names()),
+        "text_dim": TEXT_DIM,
+        "learners": ["random_forest", "gradient_boosting", "text_linear", "meta: logistic"],
+        "out_of_fold": oof,
+        "thresholds": thresholds,
+        "seed": seed,
+        "scikit_learn": sklearn.__version__,
+    }
+
+
+def card_markdown(card: dict[str, Any], digest: str, size: int) -> str:
+    data = card["data"]
+    benign = "\n".join(
+        f"  - `{b['manifest']}` (sha256 `{b['sha256'][:16]}…`): {b['releases']} releases"
+        for b in data["benign"]
+    )
+    o = card["out_of_fold"]
+    return f"""# pkgvet model card
+
+- **Model file:** `model.json.gz`, sha256 `{digest}`, {size / 1e6:.2f} MB (gzip-compressed
+  JSON: trees as arrays and linear weights; loading it cannot run code).
+- **Architecture:** stacking ensemble of a random forest and gradient-boosted trees over
+  {card["dense_features"]} dense features (metadata, files, code API families per trigger
+  point, strings, rule findings) and a logistic regression over {card["text_dim"]} hashed text
+  tokens (imports, called names, words in string literals, URL hosts); a logistic meta-learner
+  on their out-of-fold outputs, which also calibrates the score.
+- **Feature schema:** sha256 `{card["feature_schema_sha256"]}` (refused if it differs).
+- **Training data:**
+  - malware: `{data["malware"]["path"]}`, MANIFEST.tsv sha256
+    `{data["malware"]["manifest_sha256"][:16]}…`, {data["malware"]["packages"]} packages;
+{benign}
+  - newest sample: {card["newest_sample"]}; seed {card["seed"]}; scikit-learn
+    {card["scikit_learn"]} (training only; scans need neither it nor numpy).
+- **Thresholds** (out-of-fold, for a false-positive budget of 0.25% malicious / 2%
+  suspicious): malicious ≥ {card["thresholds"]["malicious"]:.4f}, suspicious ≥
+  {card["thresholds"]["suspicious"]:.4f}.
+- **Out-of-fold (campaign-grouped 5-fold, all data, in-sample campaigns):** precision
+  {o["precision"]}, recall {o["recall"]}, F1 {o["f1"]}, FPR {o["fpr"]} ({o["fp"]} of
+  {o["fp"] + o["tn"]} benign).
+- **The figures that count** are those of `pkgvet evaluate` (time-ordered, campaign-grouped
+  split; see docs/model.md): they measure campaigns the model never saw.
+- **Limits:** trained on malware that entered the dataset up to {card["newest_sample"]}; the
+  benign side is PyPI sdists (wheels only where no sdist exists) of popular and long-tail
+  projects. Expect lower recall on novel techniques; the rules still report what they see.
+"""
+
+
+def _install(blob: bytes, digest: str, card: dict[str, Any]) -> None:
+    import pkgvet.ml
+    from pkgvet.ml.model import SHIPPED, load_model
+
+    pkg_dir = Path(pkgvet.ml.__file__).resolve().parent.parent
+    (pkg_dir / SHIPPED).write_bytes(blob)
+    (pkg_dir / "data" / "model-card.md").write_text(card_markdown(card, digest, len(blob)))
+    (pkg_dir / "ml" / "pinned.py").write_text(
+        '"""The sha256 of the shipped model file, written by ``pkgvet train --install``. A model\n'
+        'file whose hash differs is refused at load."""\n\n'
+        f'MODEL_SHA256 = "{digest}"\n'
+    )
+    load_model.cache_clear()
+    click.echo(f"installed into {pkg_dir} (pinned sha256 {digest[:12]})", err=True)
+
+
+@click.command("evaluate")
+@click.option(
+    "--malware",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=DEFAULT_MALWARE,
+    show_default=True,
+)
+@click.option(
+    "--benign",
+    type=click.Path(dir_okay=False, path_type=Path),
+    multiple=True,
+    default=EVAL_BENIGN,
+    show_default=True,
+)
+@click.option(
+    "-o",
+    "--out",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("build/evaluation"),
+    show_default=True,
+    help="Where to write metrics.json, report.md and the PNG plots.",
+)
+@click.option(
+    "--cutoff",
+    default="2024-07-01",
+    show_default=True,
+    help="Train on samples dated before, test on samples from this date.",
+)
+@click.option(
+    "--ablation/--no-ablation",
+    default=True,
+    show_default=True,
+    help="Refit the stack without each feature group (six more fits).",
+)
+@click.option("--jobs", type=int, default=0, help="Processes for feature extraction (0: all).")
+def evaluate_command(
+    malware: Path, benign: tuple[Path, ...], out: Path, cutoff: str, ablation: bool, jobs: int
+) -> None:
+    """Evaluate on a time-ordered, campaign-grouped split.
+
+    Malware added before --cutoff and benign releases uploaded before it train; the test holds
+    the later samples of campaigns (near-identical code) that started from the cut-off on.
+    Prints precision, recall, F1, the false-positive rate per benign stratum, each base learner,
+    the rules alone and the ablation; writes report.md, metrics.json and PNG plots.
+    """
+    _need_extra()
+    from pkgvet.ml.evaluate import evaluate, report_markdown
+
+    rows, _data = load_rows(malware, benign, jobs)
+    result = evaluate(
+        rows, out, cutoff=cutoff, ablation=ablation, log=lambda m: click.echo(m, err=True)
+    )
+    click.echo(report_markdown(result))
+    click.echo(f"written to {out}", err=True)

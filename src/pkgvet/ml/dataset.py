@@ -1,0 +1,186 @@
+"""Training data: labelled samples (the shared malware set, the pinned benign manifests), their
+features computed by the scan pipeline in a process pool, and a resumable feature cache.
+
+The cache lives outside the repository (``$PKGVET_CACHE_DIR/features/<schema>/``), one JSONL file
+per source, keyed by the feature-schema hash so a schema change never mixes vectors. Rows are
+plain JSON: nothing is unpickled.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from pkgvet.config import ScanConfig
+from pkgvet.errors import PkgvetError
+from pkgvet.ml.features import Features, dense_names, schema_hash
+from pkgvet.models import Severity
+from pkgvet.pipeline import iter_targets, scan_target
+
+UNKNOWN_DATE = "0000-00-00"
+
+
+class DatasetError(PkgvetError):
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class Sample:
+    id: str  # unique within its source: dataset path or manifest filename
+    label: int  # 1 malicious, 0 benign
+    date: str  # YYYY-MM-DD: added to the dataset (malware) or uploaded (benign)
+    stratum: str  # malware, popular, long_tail
+    source: str  # malregistry or the manifest's file stem
+    name: str
+    path: str  # the file or directory to scan
+
+
+def malware_samples(root: Path) -> list[Sample]:
+    """One sample per package of the malregistry tree, dated by its ``MANIFEST.tsv``."""
+    manifest = root / "MANIFEST.tsv"
+    if not manifest.is_file():
+        raise DatasetError(f"{manifest}: not found (is {root} the pypi-malregistry dataset?)")
+    dates: dict[str, str] = {}
+    with manifest.open(encoding="utf-8") as fh:
+        for row in csv.DictReader(fh, delimiter="\t"):
+            key = "/".join(row["path"].split("/")[:2])
+            added = row.get("added") or UNKNOWN_DATE
+            if key not in dates or added < dates[key]:
+                dates[key] = added
+    out = []
+    for target in iter_targets(root):
+        rel = target.relative_to(root).as_posix()
+        key = "/".join(rel.split("/")[:2])
+        out.append(
+            Sample(
+                id=rel,
+                label=1,
+                date=dates.get(key, UNKNOWN_DATE),
+                stratum="malware",
+                source="malregistry",
+                name=rel.split("/")[0],
+                path=str(target),
+            )
+        )
+    return sorted(out, key=lambda s: s.id)
+
+
+def benign_samples(manifest: Path, cache: Path | None = None) -> tuple[list[Sample], list[str]]:
+    """Samples of a pinned benign manifest whose files are in the cache, and the missing ones."""
+    from pkgvet.collect.manifest import cached_path, read_manifest
+
+    out: list[Sample] = []
+    missing: list[str] = []
+    for row in read_manifest(manifest):
+        path = cached_path(row, cache)
+        if not path.is_file():
+            missing.append(row.filename)
+            continue
+        out.append(
+            Sample(
+                id=row.filename,
+                label=0,
+                date=(row.upload_time or UNKNOWN_DATE)[:10],
+                stratum=row.stratum or "unknown",
+                source=manifest.stem,
+                name=row.name,
+                path=str(path),
+            )
+        )
+    return sorted(out, key=lambda s: s.id), missing
+
+
+def features_dir() -> Path:
+    from pkgvet.collect.index import cache_dir
+
+    return cache_dir() / "features" / schema_hash()[:16]
+
+
+def _row(sample: Sample) -> dict[str, Any]:
+    config = ScanConfig(use_model=False, keep_features=True)
+    r = scan_target(Path(sample.path), config)
+    row: dict[str, Any] = {"sample": asdict(sample), "error": r.error, "sha256": r.sha256}
+    feats: Features | None = r.features
+    if feats is not None:
+        row["dense"] = feats.vector(dense_names())
+        row["tokens"] = sorted(feats.tokens)
+        row["fingerprint"] = list(r.fingerprint or ())
+    row["categories"] = sorted(
+        {f.category.value for f in r.findings if f.severity >= Severity.HIGH}
+    )
+    row["rules_high"] = bool(r.max_severity is not None and r.max_severity >= Severity.HIGH)
+    row["files"] = r.stats.get("files", 0)
+    row["duration_s"] = round(r.duration_s, 4)
+    return row
+
+
+def compute_features(
+    samples: list[Sample],
+    jobs: int = 0,
+    progress: Callable[[int, int], None] | None = None,
+) -> list[dict[str, Any]]:
+    """Feature rows for ``samples``, from the cache where present, computed (and appended to the
+    cache) otherwise. Interrupted runs resume where they stopped."""
+    out_dir = features_dir()
+    out_dir.mkdir(parents=True, exist_ok=True)
+    by_source: dict[str, list[Sample]] = {}
+    for s in samples:
+        by_source.setdefault(s.source, []).append(s)
+    rows: dict[tuple[str, str], dict[str, Any]] = {}
+    todo: list[Sample] = []
+    for source, group in by_source.items():
+        cached = {r["sample"]["id"]: r for r in _read_jsonl(out_dir / f"{source}.jsonl")}
+        for s in group:
+            r = cached.get(s.id)
+            if r is not None and r["sample"] == asdict(s):
+                rows[(s.source, s.id)] = r
+            else:
+                todo.append(s)
+    done = len(samples) - len(todo)
+    if progress:
+        progress(done, len(samples))
+    if todo:
+        handles = {src: (out_dir / f"{src}.jsonl").open("a", encoding="utf-8") for src in by_source}
+        try:
+            for row in _map(_row, todo, jobs):
+                s = row["sample"]
+                handles[s["source"]].write(json.dumps(row, sort_keys=True) + "\n")
+                handles[s["source"]].flush()
+                rows[(s["source"], s["id"])] = row
+                done += 1
+                if progress:
+                    progress(done, len(samples))
+        finally:
+            for h in handles.values():
+                h.close()
+    return [rows[(s.source, s.id)] for s in samples]
+
+
+def _map(
+    fn: Callable[[Sample], dict[str, Any]], items: list[Sample], jobs: int
+) -> Iterator[dict[str, Any]]:
+    jobs = jobs or min(os.cpu_count() or 1, 8)
+    if jobs == 1:
+        yield from map(fn, items)
+        return
+    with ProcessPoolExecutor(max_workers=jobs) as pool:
+        yield from pool.map(fn, items, chunksize=8)
+
+
+def _read_jsonl(path: Path) -> Iterable[dict[str, Any]]:
+    if not path.is_file():
+        return []
+    out = []
+    with path.open(encoding="utf-8") as fh:
+        for line in fh:
+            try:
+                out.append(json.loads(line))
+            except ValueError:
+                continue  # a line cut short by an interrupted run
+    return out

@@ -1,0 +1,463 @@
+"""Features of one package for the trained detector, read off the package context the rules
+already built (no second parse).
+
+Five groups, after Samaana et al. (2024), plus the rule findings:
+
+- ``m_`` metadata: name, version pattern, summary, author and e-mail, URLs, license,
+  dependencies, classifiers, similarity to popular names;
+- ``f_`` files: counts by kind, depth, sizes, lines, tests/docs present, binaries, ``.pth``;
+- ``c_`` code: API families (:class:`~pkgvet.analysis.apis.Cap`) per trigger point, exec sites,
+  decoded payloads, ``setup.py`` hooks;
+- ``s_`` strings: URLs, IPs, webhooks, long encoded literals, entropy;
+- ``r_`` rules: the worst severity of each rule, counts;
+- text: hashed tokens of imports, called names and words in string literals (a sparse vector).
+
+The archive's form (sdist, wheel, directory) is deliberately not a feature: the shared malware
+set holds unpacked directories and lone ``setup.py`` files that benign samples never are, and a
+model must not learn that. The names, their order and the text dimension make the feature schema;
+its hash is stored with the model and checked at load.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import posixpath
+import re
+import zlib
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from pkgvet.analysis.apis import Cap
+from pkgvet.analysis.context import _ENCODED_RE, FileContext, PackageContext
+from pkgvet.models import Finding, Severity, Trigger
+from pkgvet.scoring import rule_score
+
+FEATURE_VERSION = 1
+TEXT_DIM = 1 << 15
+_MAX_TOKENS = 20_000  # distinct text tokens per package
+_MAX_WORD_CHARS = 200_000  # string text tokenised per file
+_MAX_ENTROPY_STRINGS = 2_000
+
+_TRIGGERS = (Trigger.INSTALL, Trigger.IMPORT, Trigger.RUNTIME)
+_EXT_GROUPS: dict[str, tuple[str, ...]] = {
+    "binary": (".exe", ".dll", ".so", ".pyd", ".dylib", ".bin", ".elf", ".msi"),
+    "pyc": (".pyc", ".pyo"),
+    "pth": (".pth",),
+    "script": (".sh", ".bat", ".cmd", ".ps1", ".vbs", ".bash"),
+    "js": (".js", ".mjs", ".ts"),
+    "image": (".png", ".jpg", ".jpeg", ".gif", ".ico", ".bmp", ".svg"),
+    "data": (".json", ".yaml", ".yml", ".txt", ".csv", ".toml", ".cfg", ".ini", ".xml"),
+    "doc": (".md", ".rst", ".html"),
+    "native_src": (".c", ".h", ".cpp", ".cc", ".hpp", ".pyx", ".pxd", ".rs", ".go"),
+    "archive": (".zip", ".tar", ".gz", ".whl", ".egg", ".7z", ".rar"),
+}
+_FREEMAIL = (
+    "gmail.com",
+    "outlook.com",
+    "hotmail.com",
+    "yahoo.com",
+    "protonmail.com",
+    "proton.me",
+    "mail.ru",
+    "yandex.ru",
+    "qq.com",
+    "163.com",
+    "icloud.com",
+)
+_SETUP_HOOKS = ("install", "develop", "egg_info", "build", "build_py", "sdist", "bdist_wheel")
+_URL_RE = re.compile(r"https?://[^\s'\"<>]{3,200}", re.I)
+_IP_RE = re.compile(r"\b(?:\d{1,3}\.){3}\d{1,3}\b")
+_WEBHOOK_RE = re.compile(r"discord(?:app)?\.com/api/webhooks|api\.telegram\.org|hooks\.slack\.com")
+_WORD_RE = re.compile(r"[a-z_]{3,20}")
+_VERSION_RE = re.compile(r"\d+")
+
+
+def _rule_ids() -> list[str]:
+    from pkgvet.rules.registry import load_rules
+
+    return sorted(load_rules())
+
+
+def dense_names() -> list[str]:
+    """The dense feature names, in vector order."""
+    names = [
+        "m_name_len",
+        "m_name_digits",
+        "m_name_separators",
+        "m_typosquat",
+        "m_version_major",
+        "m_version_parts",
+        "m_version_valid",
+        "m_version_prerelease",
+        "m_summary_len",
+        "m_author",
+        "m_author_email",
+        "m_email_freemail",
+        "m_home_page",
+        "m_home_page_repo",
+        "m_license",
+        "m_requires",
+        "m_metadata_bytes",
+        "m_classifiers",
+        "m_project_urls",
+        "m_long_description",
+        "m_name_matches_module",
+        "m_from_core_metadata",
+        "m_from_setup_py_only",
+        "m_no_metadata",
+        "f_count",
+        "f_python",
+        *(f"f_ext_{g}" for g in _EXT_GROUPS),
+        "f_max_depth",
+        "f_tests",
+        "f_docs",
+        "f_readme",
+        "f_license_file",
+        "f_bytes",
+        "f_python_bytes",
+        "f_python_lines",
+        "f_setup_share",
+        "f_setup_py",
+        "f_pyproject",
+        "f_setup_cfg",
+        "f_unparsable",
+        *(f"c_{t.value}_{c.value}" for t in _TRIGGERS for c in Cap),
+        *(f"c_files_{c.value}" for c in Cap),
+        "c_calls",
+        "c_install_calls",
+        "c_install_files",
+        "c_import_files",
+        "c_exec_sites",
+        "c_exec_decoded",
+        "c_exec_literal",
+        "c_decoded_payloads",
+        "c_embedded_code",
+        "c_decode_depth",
+        "c_functions",
+        "c_imports",
+        "c_cmdclass",
+        "c_cmdclass_hooks",
+        "c_setup_top_calls",
+        "c_setup_lines",
+        "s_count",
+        "s_max_len",
+        "s_encoded_long",
+        "s_urls",
+        "s_url_hosts",
+        "s_ips",
+        "s_webhooks",
+        "s_high_entropy",
+        "s_mean_entropy",
+        *(f"r_{rid}" for rid in _rule_ids()),
+        "r_high",
+        "r_medium",
+        "r_categories",
+        "r_install_high",
+        "r_import_high",
+        "r_score",
+    ]
+    return names
+
+
+def schema() -> dict[str, object]:
+    return {"version": FEATURE_VERSION, "dense": dense_names(), "text_dim": TEXT_DIM}
+
+
+def schema_hash() -> str:
+    return hashlib.sha256(json.dumps(schema(), sort_keys=True).encode()).hexdigest()
+
+
+@dataclass(slots=True)
+class Features:
+    """One package's feature vector: named dense values and hashed text tokens."""
+
+    dense: dict[str, float] = field(default_factory=dict)
+    tokens: dict[int, str] = field(default_factory=dict)  # hashed index -> one token that hit it
+
+    def vector(self, names: list[str]) -> list[float]:
+        return [self.dense.get(n, 0.0) for n in names]
+
+
+def token_index(token: str) -> int:
+    return zlib.crc32(token.encode("utf-8", "replace")) & (TEXT_DIM - 1)
+
+
+def _log(n: float) -> float:
+    return round(math.log1p(max(n, 0.0)), 6)
+
+
+def _entropy(s: str) -> float:
+    counts = Counter(s)
+    n = len(s)
+    return -sum(c / n * math.log2(c / n) for c in counts.values())
+
+
+def extract(pkg: PackageContext, findings: list[Finding]) -> Features:
+    """All features of a package from its context and the rule findings."""
+    feats = Features()
+    d = feats.dense
+    _metadata_features(pkg, d)
+    _file_features(pkg, d)
+    _code_features(pkg, d, feats.tokens)
+    _rule_features(findings, d)
+    return feats
+
+
+def _metadata_features(pkg: PackageContext, d: dict[str, float]) -> None:
+    from pkgvet.typosquat import closest_popular
+
+    info = pkg.info
+    name = info.name or ""
+    d["m_name_len"] = len(name)
+    d["m_name_digits"] = sum(ch.isdigit() for ch in name)
+    d["m_name_separators"] = sum(ch in "-_." for ch in name)
+    d["m_typosquat"] = float(bool(name) and closest_popular(name) is not None)
+    version = info.version or ""
+    parts = _VERSION_RE.findall(version)
+    d["m_version_major"] = _log(min(int(parts[0]), 10**6)) if parts and len(parts[0]) < 8 else 0.0
+    d["m_version_parts"] = len(parts)
+    d["m_version_valid"] = float(_valid_version(version))
+    d["m_version_prerelease"] = float(bool(re.search(r"(a|b|rc|dev|alpha|beta)\d*", version)))
+    d["m_summary_len"] = _log(len(info.summary or ""))
+    d["m_author"] = float(bool(info.author))
+    email = (info.author_email or "").lower()
+    d["m_author_email"] = float("@" in email)
+    d["m_email_freemail"] = float(any(email.endswith(f"@{dom}") for dom in _FREEMAIL))
+    home = (info.home_page or "").lower()
+    d["m_home_page"] = float(bool(home))
+    d["m_home_page_repo"] = float(any(h in home for h in ("github.com", "gitlab.", "bitbucket.")))
+    d["m_license"] = float(bool(info.license))
+    d["m_requires"] = _log(len(info.requires))
+    source = info.metadata_source or ""
+    core = source.endswith(("PKG-INFO", "METADATA"))
+    d["m_from_core_metadata"] = float(core)
+    d["m_from_setup_py_only"] = float(source == "setup.py")
+    d["m_no_metadata"] = float(not source)
+    core_text = b""
+    for m in pkg.archive.members:
+        if m.path == source and core:
+            core_text = m.data[:1_000_000]
+            break
+    if core_text:
+        d["m_metadata_bytes"] = _log(len(core_text))
+        d["m_classifiers"] = _log(core_text.count(b"\nClassifier:"))
+        d["m_project_urls"] = _log(core_text.count(b"\nProject-URL:"))
+        head, _, body = core_text.partition(b"\n\n")
+        d["m_long_description"] = _log(len(body.strip()) + head.count(b"\nDescription:") * 10)
+    else:
+        kw = pkg.setup_kwargs
+        d["m_classifiers"] = float("classifiers" in kw)
+        d["m_long_description"] = float("long_description" in kw)
+        d["m_project_urls"] = float("project_urls" in kw)
+    canon = re.sub(r"[-_.]+", "_", name.lower())
+    tops = {
+        posixpath.splitext(m.rel.split("/", 1)[0])[0].lower()
+        for m in pkg.archive.members
+        if m.rel.endswith(".py")
+    }
+    tops |= {
+        m.rel.split("/")[1].lower()
+        for m in pkg.archive.members
+        if m.rel.startswith("src/") and m.rel.count("/") >= 2
+    }
+    d["m_name_matches_module"] = float(bool(canon) and canon in tops)
+
+
+def _valid_version(version: str) -> bool:
+    if not version:
+        return False
+    from packaging.version import InvalidVersion, Version
+
+    try:
+        Version(version)
+    except InvalidVersion:
+        return False
+    return True
+
+
+def _file_features(pkg: PackageContext, d: dict[str, float]) -> None:
+    members = pkg.archive.members
+    groups: Counter[str] = Counter()
+    max_depth = 0
+    py_bytes = 0
+    setup_bytes = 0
+    flags = {"tests": False, "docs": False, "readme": False, "license": False}
+    for m in members:
+        low = m.rel.lower()
+        base = posixpath.basename(low)
+        max_depth = max(max_depth, low.count("/"))
+        for g, exts in _EXT_GROUPS.items():
+            if base.endswith(exts):
+                groups[g] += 1
+                break
+        if base.endswith(".py"):
+            py_bytes += m.size
+            if low == "setup.py":
+                setup_bytes = m.size
+        if low.startswith(("tests/", "test/", "testing/")) or "/tests/" in low:
+            flags["tests"] = True
+        if low.startswith(("docs/", "doc/")):
+            flags["docs"] = True
+        if base.startswith("readme"):
+            flags["readme"] = True
+        if base.startswith(("license", "licence", "copying")):
+            flags["license"] = True
+    d["f_count"] = _log(len(members))
+    d["f_python"] = _log(len(pkg.files))
+    for g in _EXT_GROUPS:
+        d[f"f_ext_{g}"] = _log(groups[g])
+    d["f_max_depth"] = min(max_depth, 20)
+    d["f_tests"] = float(flags["tests"])
+    d["f_docs"] = float(flags["docs"])
+    d["f_readme"] = float(flags["readme"])
+    d["f_license_file"] = float(flags["license"])
+    d["f_bytes"] = _log(pkg.archive.total_bytes)
+    d["f_python_bytes"] = _log(py_bytes)
+    d["f_python_lines"] = _log(sum(f.text.count("\n") + 1 for f in pkg.files))
+    d["f_setup_share"] = round(setup_bytes / py_bytes, 6) if py_bytes else 0.0
+    rels = {m.rel for m in members}
+    d["f_setup_py"] = float("setup.py" in rels)
+    d["f_pyproject"] = float("pyproject.toml" in rels)
+    d["f_setup_cfg"] = float("setup.cfg" in rels)
+    d["f_unparsable"] = _log(sum(1 for f in pkg.files if f.parse_error))
+
+
+def _code_features(pkg: PackageContext, d: dict[str, float], tokens: dict[int, str]) -> None:
+    per_trigger: dict[tuple[Trigger, Cap], bool] = {}
+    cap_files: Counter[Cap] = Counter()
+    calls = install_calls = exec_sites = exec_decoded = exec_literal = 0
+    decoded = embedded = max_depth = functions = 0
+    install_files = import_files = 0
+    imports: set[str] = set()
+    s_count = s_max = s_encoded = s_ips = s_webhooks = 0
+    entropies: list[float] = []
+    urls: set[str] = set()
+
+    def add(token: str) -> None:
+        if len(tokens) < _MAX_TOKENS:
+            tokens.setdefault(token_index(token), token)
+
+    for fc in pkg.all_files():
+        trig = fc.trigger if fc.trigger in _TRIGGERS else Trigger.RUNTIME
+        if fc.depth == 0:
+            install_files += trig is Trigger.INSTALL
+            import_files += trig is Trigger.IMPORT
+        elif fc.encoded:
+            decoded += 1
+        else:
+            embedded += 1
+        max_depth = max(max_depth, fc.depth)
+        for cap in fc.caps:
+            per_trigger[(trig, cap)] = True
+            cap_files[cap] += 1
+        calls += len(fc.calls)
+        if trig is Trigger.INSTALL:
+            install_calls += len(fc.calls)
+        for site in fc.exec_sites:
+            exec_sites += 1
+            exec_decoded += site.via_decoder
+            exec_literal += site.literal
+        functions += len(fc.function_defs)
+        for imp in fc.imports:
+            top = ".".join(imp.split(".")[:2])
+            imports.add(top)
+            add(f"imp:{top}")
+        for c in fc.calls:
+            if "()" not in c.qualname:
+                add(f"call:{'.'.join(c.qualname.split('.')[-3:])}")
+        if fc.depth:
+            add(f"depth:{trig.value}")
+        _string_features(fc, add, entropies, urls)
+        for s, _line in fc.strings:
+            s_count += 1
+            n = len(s)
+            s_max = max(s_max, n)
+            if n >= 100 and _ENCODED_RE.fullmatch(s):
+                s_encoded += 1
+        blob = fc.string_blob_lower[:_MAX_WORD_CHARS]
+        s_ips += len({ip for ip in _IP_RE.findall(blob) if not ip.startswith(("0.", "127."))})
+        s_webhooks += len(_WEBHOOK_RE.findall(blob))
+    for t in _TRIGGERS:
+        for cap in Cap:
+            d[f"c_{t.value}_{cap.value}"] = float(per_trigger.get((t, cap), False))
+    for cap in Cap:
+        d[f"c_files_{cap.value}"] = _log(cap_files[cap])
+    d["c_calls"] = _log(calls)
+    d["c_install_calls"] = _log(install_calls)
+    d["c_install_files"] = _log(install_files)
+    d["c_import_files"] = _log(import_files)
+    d["c_exec_sites"] = _log(exec_sites)
+    d["c_exec_decoded"] = _log(exec_decoded)
+    d["c_exec_literal"] = _log(exec_literal)
+    d["c_decoded_payloads"] = _log(decoded)
+    d["c_embedded_code"] = _log(embedded)
+    d["c_decode_depth"] = max_depth
+    d["c_functions"] = _log(functions)
+    d["c_imports"] = _log(len(imports))
+    d["c_cmdclass"] = _log(len(pkg.cmdclass))
+    d["c_cmdclass_hooks"] = float(any(k in _SETUP_HOOKS for k in pkg.cmdclass))
+    setup = next((f for f in pkg.files if f.rel == "setup.py"), None)
+    if setup is not None:
+        top_calls = sum(
+            1
+            for c in setup.calls
+            if setup.runs_on_load(c.line) and c.qualname.rsplit(".", 1)[-1] != "setup"
+        )
+        d["c_setup_top_calls"] = _log(top_calls)
+        d["c_setup_lines"] = _log(setup.text.count("\n") + 1)
+    d["s_count"] = _log(s_count)
+    d["s_max_len"] = _log(s_max)
+    d["s_encoded_long"] = _log(s_encoded)
+    d["s_urls"] = _log(len(urls))
+    hosts = {u.split("/")[2].split(":")[0] for u in urls if u.count("/") >= 2}
+    d["s_url_hosts"] = _log(len(hosts))
+    for h in sorted(hosts)[:200]:
+        add(f"host:{h}")
+    d["s_ips"] = _log(s_ips)
+    d["s_webhooks"] = _log(s_webhooks)
+    d["s_high_entropy"] = _log(sum(1 for e in entropies if e > 4.5))
+    d["s_mean_entropy"] = round(sum(entropies) / len(entropies), 6) if entropies else 0.0
+
+
+def _string_features(
+    fc: FileContext, add: Callable[[str], None], entropies: list[float], urls: set[str]
+) -> None:
+    blob = fc.string_blob_lower[:_MAX_WORD_CHARS]
+    for w in set(_WORD_RE.findall(blob)):
+        add(f"w:{w}")
+    for u in _URL_RE.findall(blob):
+        if len(urls) < 1000:
+            urls.add(u)
+    for s, _line in fc.strings:
+        if len(entropies) >= _MAX_ENTROPY_STRINGS:
+            break
+        if len(s) >= 20:
+            entropies.append(_entropy(s[:4096]))
+
+
+def _rule_features(findings: list[Finding], d: dict[str, float]) -> None:
+    worst: dict[str, int] = {}
+    high = medium = install_high = import_high = 0
+    cats: set[str] = set()
+    for f in findings:
+        rank = f.severity.rank + 1
+        if rank > worst.get(f.rule_id, 0):
+            worst[f.rule_id] = rank
+        if f.severity >= Severity.HIGH:
+            high += 1
+            install_high += f.trigger is Trigger.INSTALL
+            import_high += f.trigger is Trigger.IMPORT
+            cats.add(f.category.value)
+        elif f.severity >= Severity.MEDIUM:
+            medium += 1
+    for rid, rank in worst.items():
+        d[f"r_{rid}"] = float(rank)
+    d["r_high"] = _log(high)
+    d["r_medium"] = _log(medium)
+    d["r_categories"] = float(len(cats))
+    d["r_install_high"] = _log(install_high)
+    d["r_import_high"] = _log(import_high)
+    d["r_score"] = rule_score(findings)

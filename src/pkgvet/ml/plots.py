@@ -1,0 +1,123 @@
+"""Evaluation plots for training reports, written as PNG files with matplotlib's Agg backend.
+
+Training-only. matplotlib is imported inside each function (after selecting the non-interactive
+Agg backend), so importing this module costs nothing and needs no display.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+__all__ = ["calibration_png", "confusion_png", "pr_curve_png"]
+
+StrPath = str | os.PathLike[str]
+
+_DPI = 120
+
+
+def _pyplot() -> Any:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _save(fig: Any, path: StrPath) -> None:
+    plt = _pyplot()
+    try:
+        fig.tight_layout()
+        fig.savefig(os.fspath(path), format="png", dpi=_DPI)
+    finally:
+        plt.close(fig)
+
+
+def pr_curve_png(
+    path: StrPath,
+    curves: Mapping[str, tuple[Sequence[float], Sequence[float]]],
+    title: str,
+    points: Mapping[str, tuple[float, float]] | None = None,
+) -> None:
+    """Precision-recall curves, ``label -> (recall, precision)``, with optional operating
+    points ``label -> (recall, precision)`` marked and annotated."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(6.4, 4.8))
+    for label, (recall, precision) in curves.items():
+        if len(recall) != len(precision):
+            plt.close(fig)
+            raise ValueError(f"curve {label!r}: recall and precision differ in length")
+        ax.plot(list(recall), list(precision), label=label, linewidth=1.6)
+    for label, (r, p) in (points or {}).items():
+        ax.plot([r], [p], marker="o", linestyle="none", markersize=7, label=label)
+        ax.annotate(
+            f"{label}\nR={r:.3f} P={p:.3f}",
+            (r, p),
+            textcoords="offset points",
+            xytext=(6, -18),
+            fontsize=8,
+        )
+    ax.set_xlim(0.0, 1.01)
+    ax.set_ylim(0.0, 1.01)
+    ax.set_xlabel("recall")
+    ax.set_ylabel("precision")
+    ax.set_title(title)
+    ax.grid(True, alpha=0.3)
+    if curves or points:
+        ax.legend(loc="lower left", fontsize=8)
+    _save(fig, path)
+
+
+def confusion_png(path: StrPath, tn: int, fp: int, fn: int, tp: int, title: str) -> None:
+    """A 2x2 confusion matrix heat map (rows: true class, columns: predicted class) with the
+    count and the percentage of all samples in each cell."""
+    plt = _pyplot()
+    cells = [[tn, fp], [fn, tp]]
+    total = tn + fp + fn + tp
+    peak = max(tn, fp, fn, tp, 1)
+    labels = ["benign", "malicious"]
+    fig, ax = plt.subplots(figsize=(4.8, 4.2))
+    im = ax.imshow(cells, cmap="Blues", vmin=0, vmax=peak)
+    fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04)
+    for r in range(2):
+        for c in range(2):
+            count = cells[r][c]
+            share = 100.0 * count / total if total else 0.0
+            ax.text(
+                c,
+                r,
+                f"{count:,}\n{share:.1f}%",
+                ha="center",
+                va="center",
+                fontsize=11,
+                color="white" if count > peak / 2 else "black",
+            )
+    ax.set_xticks([0, 1], labels)
+    ax.set_yticks([0, 1], labels)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    ax.set_title(title)
+    _save(fig, path)
+
+
+def calibration_png(
+    path: StrPath, prob_true: Sequence[float], prob_pred: Sequence[float], title: str
+) -> None:
+    """A reliability diagram: observed fraction of positives (``prob_true``) against the mean
+    predicted probability (``prob_pred``) per bin, with the diagonal of perfect calibration."""
+    if len(prob_true) != len(prob_pred):
+        raise ValueError("prob_true and prob_pred differ in length")
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(5.2, 5.0))
+    ax.plot([0.0, 1.0], [0.0, 1.0], linestyle="--", color="grey", label="perfectly calibrated")
+    ax.plot(list(prob_pred), list(prob_true), marker="o", linewidth=1.6, label="model")
+    ax.set_xlim(0.0, 1.0)
+    ax.set_ylim(0.0, 1.0)
+    ax.set_xlabel("mean predicted probability")
+    ax.set_ylabel("fraction of positives")
+    ax.set_title(title)
+    ax.grid(True, alpha=0.3)
+    ax.legend(loc="upper left", fontsize=8)
+    _save(fig, path)

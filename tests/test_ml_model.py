@@ -1,0 +1,176 @@
+"""The stacking ensemble: training is deterministic, the exported JSON model reproduces
+scikit-learn's predictions in pure Python, and a modified model file is refused."""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import json
+import random
+from pathlib import Path
+from typing import Any
+
+import pytest
+from click.testing import CliRunner
+
+from pkgvet.cli import cli
+from pkgvet.ml.features import TEXT_DIM, Features, dense_names, token_index
+from pkgvet.ml.model import ModelError, load_model, parse_model, shipped_model_available
+from test_ml_features import DROPPER
+
+sk = pytest.importorskip("sklearn")
+
+
+def synthetic_rows(n: int = 240, seed: int = 0) -> list[dict[str, Any]]:
+    """Rows shaped like the feature cache's, with a learnable but noisy signal."""
+    rng = random.Random(seed)
+    names = dense_names()
+    rows = []
+    for i in range(n):
+        label = int(i % 3 == 0)
+        dense = [0.0] * len(names)
+        dense[names.index("c_install_exec")] = float(label and rng.random() < 0.8)
+        dense[names.index("r_score")] = round(rng.random() * (0.9 if label else 0.4), 6)
+        dense[names.index("f_count")] = round(rng.random() * 5, 6)
+        dense[names.index("m_summary_len")] = round(rng.random() * (2 if label else 4), 6)
+        tokens = {rng.randrange(TEXT_DIM) for _ in range(6)}
+        if label and rng.random() < 0.7:
+            tokens.add(token_index("call:exec"))
+        rows.append(
+            {
+                "sample": {
+                    "id": f"p{i}",
+                    "label": label,
+                    "date": "2024-01-01",
+                    "stratum": "malware" if label else "long_tail",
+                    "source": "synthetic",
+                    "name": f"p{i}",
+                    "path": "",
+                },
+                "dense": dense,
+                "tokens": sorted(tokens),
+                "fingerprint": [],
+                "categories": [],
+                "rules_high": False,
+            }
+        )
+    return rows
+
+
+def _train(rows: list[dict[str, Any]]) -> tuple[Any, Any, bytes]:
+    import numpy as np
+
+    from pkgvet.ml.train import export_stack, fit_stack, matrices
+
+    data = matrices(rows)
+    stack = fit_stack(data, np.arange(len(data.y)), n_folds=3)
+    return data, stack, export_stack(stack, {"note": "test"})
+
+
+@pytest.fixture(scope="module")
+def trained() -> tuple[Any, Any, bytes]:
+    return _train(synthetic_rows())
+
+
+def test_training_is_deterministic(trained: tuple[Any, Any, bytes]) -> None:
+    _data, _stack, blob = trained
+    assert _train(synthetic_rows())[2] == blob
+
+
+def test_pure_python_inference_matches_scikit_learn(trained: tuple[Any, Any, bytes]) -> None:
+    data, stack, blob = trained
+    model = parse_model(blob, hashlib.sha256(blob).hexdigest())
+    expected = stack.predict(data)
+    names = dense_names()
+    for i, row in enumerate(data.rows):
+        feats = Features(dense=dict(zip(names, row["dense"], strict=True)))
+        feats.tokens = {t: f"t{t}" for t in row["tokens"]}
+        out = model.predict(feats)
+        assert out.probability == pytest.approx(expected[i], abs=1e-5)
+
+
+def test_model_separates_the_synthetic_classes(trained: tuple[Any, Any, bytes]) -> None:
+    data, stack, _blob = trained
+    from pkgvet.ml.evaluate import metrics
+
+    m = metrics(data.y, stack.oof >= 0.5)
+    assert m["f1"] > 0.8  # out-of-fold, on a noisy but learnable signal
+    assert 0.5 <= stack.thresholds["malicious"] < 1.0
+    assert stack.thresholds["suspicious"] <= stack.thresholds["malicious"]
+
+
+def test_a_modified_model_file_is_refused(trained: tuple[Any, Any, bytes]) -> None:
+    _data, _stack, blob = trained
+    digest = hashlib.sha256(blob).hexdigest()
+    tampered = bytearray(blob)
+    tampered[len(tampered) // 2] ^= 0x01
+    with pytest.raises(ModelError, match="does not match"):
+        parse_model(bytes(tampered), digest)
+
+
+def test_a_model_for_another_feature_schema_is_refused(trained: tuple[Any, Any, bytes]) -> None:
+    _data, _stack, blob = trained
+    doc = json.loads(gzip.decompress(blob))
+    doc["schema_hash"] = "0" * 64
+    other = gzip.compress(json.dumps(doc).encode())
+    with pytest.raises(ModelError, match="another feature schema"):
+        parse_model(other, hashlib.sha256(other).hexdigest())
+
+
+def test_a_pickle_is_never_loaded() -> None:
+    import pickle
+
+    evil = pickle.dumps({"format": "pkgvet-model/1"})
+    with pytest.raises(ModelError, match="not gzip-compressed JSON"):
+        parse_model(evil, hashlib.sha256(evil).hexdigest())
+
+
+def test_cli_refuses_a_tampered_model_file(
+    tmp_path: Path, trained: tuple[Any, Any, bytes]
+) -> None:
+    _data, _stack, blob = trained
+    model = tmp_path / "model.json.gz"
+    model.write_bytes(blob[:-1] + bytes([blob[-1] ^ 1]))
+    pkg = tmp_path / "reqeusts-999.0.1.tar.gz"
+    pkg.write_bytes(DROPPER)
+    args = ["scan", str(pkg), "--model-file", str(model)]
+    res = CliRunner().invoke(cli, [*args, "--model-sha256", hashlib.sha256(blob).hexdigest()])
+    assert res.exit_code == 2
+    assert "refusing a modified or unknown model" in res.output
+    res = CliRunner().invoke(cli, args)
+    assert res.exit_code == 2 and "--model-sha256" in res.output
+
+
+def test_cli_scores_with_a_given_model(tmp_path: Path, trained: tuple[Any, Any, bytes]) -> None:
+    _data, _stack, blob = trained
+    model = tmp_path / "model.json.gz"
+    model.write_bytes(blob)
+    pkg = tmp_path / "reqeusts-999.0.1.tar.gz"
+    pkg.write_bytes(DROPPER)
+    digest = hashlib.sha256(blob).hexdigest()
+    res = CliRunner().invoke(
+        cli,
+        ["scan", str(pkg), "-f", "json", "--model-file", str(model), "--model-sha256", digest],
+    )
+    doc = json.loads(res.output)
+    result = doc["results"][0] if "results" in doc else doc
+    assert result["model_version"] == digest[:12]
+    assert 0.0 <= result["model_probability"] <= 1.0
+    assert result["score"] == result["model_probability"]
+    assert any(r.startswith("model probability") for r in result["reasons"])
+
+
+def test_shipped_model_is_pinned_small_and_carded() -> None:
+    assert shipped_model_available(), "the model ships with the package (pkgvet train --install)"
+    from importlib import resources
+
+    from pkgvet.ml.pinned import MODEL_SHA256
+
+    data = resources.files("pkgvet").joinpath("data/model.json.gz").read_bytes()
+    assert len(data) < 20 * 1024 * 1024
+    assert hashlib.sha256(data).hexdigest() == MODEL_SHA256
+    card = resources.files("pkgvet").joinpath("data/model-card.md").read_text("utf-8")
+    assert MODEL_SHA256 in card
+    model = load_model()
+    assert model.version == MODEL_SHA256[:12]
+    assert 0.5 <= model.thresholds.malicious < 1.0
