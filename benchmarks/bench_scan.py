@@ -2,8 +2,10 @@
 
 The floor decompresses every member of every archive and ``ast.parse``-es every ``.py`` file,
 doing nothing else. Both run in the same invocation, each in a fresh child process (so peak RSS
-is per phase), over the same packages, single-threaded. Prints packages/s, median and p95 per
-package, peak RSS, and the ratio pkgvet/floor (the target is at most 3x).
+is per phase), over the same packages, single-threaded: the floor, pkgvet with rules only
+(``--no-model``) and pkgvet with rules and the trained model. Prints packages/s, median and p95
+per package, peak RSS, the ratio to the floor (the target is at most 3x) and the model's
+overhead over rules only (the target is at most 20%).
 
     python benchmarks/bench_scan.py [DIR] [--limit N] [--repeat R]
 
@@ -54,19 +56,22 @@ def _floor_one(path: Path) -> None:
                 pass
 
 
-def _pkgvet_one(path: Path) -> None:
-    from pkgvet.pipeline import scan_target
-
-    scan_target(path)
-
-
 def _phase(name: str, paths: list[str], queue: Any) -> None:
     warnings.simplefilter("ignore")
-    fn = _floor_one if name == "floor" else _pkgvet_one
-    if name == "pkgvet":  # import and load rules before timing, as a long-running scan would
+    fn = _floor_one
+    if name != "floor":  # import, load rules and model before timing, as a long scan would
+        from pkgvet.config import ScanConfig
+        from pkgvet.ml.model import load_model
+        from pkgvet.pipeline import scan_target
         from pkgvet.rules.registry import load_rules
 
         load_rules()
+        config = ScanConfig(use_model=name == "model")
+        if config.use_model:
+            load_model()
+
+        def fn(path: Path) -> None:
+            scan_target(path, config)
     times = []
     start = time.perf_counter()
     for p in paths:
@@ -111,10 +116,17 @@ def main() -> None:
     print(f"{n} packages from {args.root}")
     floor = run_phase("floor", paths)
     print(_report(floor, n))
-    scan = run_phase("pkgvet", paths)
-    print(_report(scan, n))
-    ratio = scan["total"] / floor["total"]
-    print(f"pkgvet / floor = {ratio:.2f}x (target <= 3x): {'OK' if ratio <= 3 else 'OVER'}")
+    rules = run_phase("rules", paths)
+    print(_report(rules, n))
+    model = run_phase("model", paths)
+    print(_report(model, n))
+    ratio = rules["total"] / floor["total"]
+    print(f"rules only / floor = {ratio:.2f}x (target <= 3x): {'OK' if ratio <= 3 else 'OVER'}")
+    ratio = model["total"] / floor["total"]
+    print(f"rules + model / floor = {ratio:.2f}x")
+    extra = model["total"] / rules["total"] - 1
+    print(f"model overhead = {100 * extra:+.1f}% (target <= +20%): "
+          f"{'OK' if extra <= 0.2 else 'OVER'}")
 
 
 if __name__ == "__main__":

@@ -53,7 +53,8 @@ def _split(values: tuple[str, ...]) -> frozenset[str]:
     default="high",
     show_default=True,
     type=click.Choice(_SEVERITIES),
-    help="Exit 1 when a finding of this severity or worse is found.",
+    help="Exit 1 when a finding of this severity or worse is found (a malicious verdict of "
+    "the model always exits 1).",
 )
 @click.option(
     "--min-severity",
@@ -211,7 +212,7 @@ def exit_code(results: list[ScanResult], fail_on: Severity) -> int:
     if any(r.error for r in results):
         return 2
     if any(
-        r.verdict is Verdict.MALICIOUS
+        (r.verdict is Verdict.MALICIOUS and r.model_probability is not None)  # the model's call
         or (r.max_severity is not None and r.max_severity >= fail_on)
         for r in results
     ):

@@ -180,6 +180,7 @@ def evaluate(
     cutoff: str = CUTOFF,
     ablation: bool = True,
     log: Callable[[str], None] = print,
+    n_folds: int = 5,
 ) -> dict[str, Any]:
     """Run the whole evaluation, write ``metrics.json``, ``report.md`` and the plots."""
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -192,8 +193,8 @@ def evaluate(
         f"test {len(test.y)} ({int(test.y.sum())} malicious), known-campaign later samples "
         f"{len(split.known)}, undated {len(split.undated)}"
     )
-    log("fitting the stack (5 campaign-grouped folds)…")
-    stack = fit_stack(train, groups)
+    log(f"fitting the stack ({n_folds} campaign-grouped folds)…")
+    stack = fit_stack(train, groups, n_folds=n_folds)
     p_test = stack.predict(test)
     flagged = p_test >= stack.thresholds["malicious"]
     result: dict[str, Any] = {
@@ -209,6 +210,9 @@ def evaluate(
         "stack": _operating(stack, test),
         "suspicious_or_worse": metrics(test.y, p_test >= stack.thresholds["suspicious"]),
     }
+    critical = _critical(test)
+    verdict_flag = flagged | critical
+    result["verdict"] = metrics(test.y, verdict_flag) | {"strata": _strata(test, verdict_flag)}
     rules_flag = np.asarray([r["rules_high"] for r in test.rows])
     result["rules_only"] = metrics(test.y, rules_flag) | {"strata": _strata(test, rules_flag)}
     result["base_learners"] = {n: _operating(stack, test, n) for n in LEARNERS}
@@ -226,14 +230,23 @@ def evaluate(
         for g in FEATURE_GROUPS:
             log(f"ablation: without {g}…")
             if g == "text":
-                s = fit_stack(train, groups, learners=LEARNERS[:2])
+                s = fit_stack(train, groups, learners=LEARNERS[:2], n_folds=n_folds)
             else:
-                s = fit_stack(train, groups, drop=frozenset({g}))
+                s = fit_stack(train, groups, drop=frozenset({g}), n_folds=n_folds)
             result["ablation"][g] = _operating(s, test)
     _plots(stack, test, p_test, flagged, rules_flag, result, out_dir)
     (out_dir / "metrics.json").write_text(json.dumps(result, indent=2, sort_keys=True) + "\n")
     (out_dir / "report.md").write_text(report_markdown(result))
     return result
+
+
+def _critical(d: Data) -> Any:
+    """Rows with a critical rule finding (the verdict is malicious whatever the model says)."""
+    from pkgvet.ml.features import dense_names
+    from pkgvet.models import Severity
+
+    cols = [i for i, n in enumerate(dense_names()) if n.startswith("r_PV")]
+    return (d.X[:, cols] == Severity.CRITICAL.rank + 1).any(axis=1)
 
 
 def _counts(d: Data) -> dict[str, int]:
@@ -314,7 +327,8 @@ def report_markdown(r: dict[str, Any]) -> str:
         "## Stack, base learners and the rules alone",
         "",
         head,
-        _row("**stack**", r["stack"]),
+        _row("**stack** (model probability ≥ threshold)", r["stack"]),
+        _row("**verdict** (stack, or a critical finding)", r["verdict"]),
         *(_row(n, m) for n, m in r["base_learners"].items()),
         _row("rules only (high finding)", r["rules_only"]),
     ]

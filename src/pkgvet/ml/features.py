@@ -29,6 +29,7 @@ import zlib
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import lru_cache
 
 from pkgvet.analysis.apis import Cap
 from pkgvet.analysis.context import _ENCODED_RE, FileContext, PackageContext
@@ -181,6 +182,7 @@ class Features:
         return [self.dense.get(n, 0.0) for n in names]
 
 
+@lru_cache(maxsize=1 << 16)
 def token_index(token: str) -> int:
     return zlib.crc32(token.encode("utf-8", "replace")) & (TEXT_DIM - 1)
 
@@ -361,7 +363,7 @@ def _code_features(pkg: PackageContext, d: dict[str, float], tokens: dict[int, s
             exec_decoded += site.via_decoder
             exec_literal += site.literal
         functions += len(fc.function_defs)
-        for imp in fc.imports:
+        for imp in sorted(fc.imports):  # sorted: set order varies by process (token cap)
             top = ".".join(imp.split(".")[:2])
             imports.add(top)
             add(f"imp:{top}")
@@ -426,7 +428,7 @@ def _string_features(
     fc: FileContext, add: Callable[[str], None], entropies: list[float], urls: set[str]
 ) -> None:
     blob = fc.string_blob_lower[:_MAX_WORD_CHARS]
-    for w in set(_WORD_RE.findall(blob)):
+    for w in dict.fromkeys(_WORD_RE.findall(blob)):  # first-seen order: deterministic
         add(f"w:{w}")
     for u in _URL_RE.findall(blob):
         if len(urls) < 1000:

@@ -1,0 +1,91 @@
+"""The evaluation split (campaign-grouped, time-ordered), the metrics and the report."""
+
+from __future__ import annotations
+
+import copy
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from pkgvet.ml.campaigns import line_shingles, minhash
+from test_ml_model import synthetic_rows
+
+pytest.importorskip("sklearn")
+
+from pkgvet.ml.evaluate import evaluate, metrics, time_split
+from pkgvet.ml.train import threshold_for_fpr
+
+CAMPAIGN = [f"payload_line_{i} = fetch('https://example.invalid/{i}')" for i in range(20)]
+
+
+def _row(i: int, label: int, date: str, name: str, code: list[str], source: str = "s") -> Any:
+    return {
+        "sample": {
+            "id": f"r{i}",
+            "label": label,
+            "date": date,
+            "stratum": "malware" if label else "long_tail",
+            "source": source,
+            "name": name,
+            "path": "",
+        },
+        "fingerprint": list(minhash(line_shingles(["\n".join(code)]))),
+    }
+
+
+def test_campaigns_never_straddle_the_cutoff() -> None:
+    other = [f"unrelated_{i} = compute({i} * 3.5)" for i in range(20)]
+    rows = [
+        _row(0, 1, "2024-05-02", "evil-a", CAMPAIGN),
+        _row(1, 1, "2024-08-10", "evil-b", [*CAMPAIGN[:-1], "changed = 1"]),  # clone, later
+        _row(2, 1, "2024-08-11", "fresh-c", other),  # a new campaign after the cut-off
+        _row(3, 0, "2023-01-01", "lib", ["def f(): return 1"]),
+        _row(4, 0, "2024-09-01", "lib", ["def g(): return 2"]),  # same project, later release
+        _row(5, 0, "2024-09-01", "newlib", ["def h(): return 3"]),
+        _row(6, 0, "2024-09-01", "tuned", ["def k(): return 4"], source="scan-manifest"),
+        _row(7, 1, "0000-00-00", "undated", ["x = 1"]),
+    ]
+    split = time_split(rows, "2024-07-01")
+    assert split.train == [0, 3]
+    assert split.known == [1, 4]
+    assert split.test == [2, 5]
+    assert split.undated == [7]
+    assert 6 not in split.train + split.test + split.known  # tuning data never tests
+
+
+def test_metrics_and_threshold_for_a_false_positive_budget() -> None:
+    m = metrics([1, 1, 1, 0, 0, 0, 0], [1, 1, 0, 1, 0, 0, 0])
+    assert (m["tp"], m["fp"], m["fn"], m["tn"]) == (2, 1, 1, 3)
+    assert m["precision"] == pytest.approx(2 / 3, abs=1e-4)
+    assert m["recall"] == pytest.approx(2 / 3, abs=1e-4)
+    assert m["fpr"] == pytest.approx(0.25, abs=1e-4)
+    p = [0.99, 0.95, 0.9, 0.8, 0.7, 0.6] + [i / 1000 for i in range(1000)]
+    y = [1] * 6 + [0] * 1000
+    t = threshold_for_fpr(p, y, 0.002, floor=0.5)
+    benign_flagged = sum(1 for pi, yi in zip(p, y, strict=True) if yi == 0 and pi >= t)
+    assert benign_flagged <= 2 and t >= 0.5
+
+
+def test_evaluate_writes_report_metrics_and_plots(tmp_path: Path) -> None:
+    rows = synthetic_rows(300)
+    for i, r in enumerate(rows):
+        r["sample"]["date"] = "2024-03-01" if i < 200 else "2024-09-01"
+        r["sample"]["name"] = f"pkg{i}"
+        r["fingerprint"] = list(minhash(line_shingles([f"unique_line_{i} = {i}"])))
+        r["categories"] = ["command_execution"] if r["sample"]["label"] else []
+        r["rules_high"] = bool(r["sample"]["label"] and i % 2)
+    result = evaluate(
+        copy.deepcopy(rows), tmp_path, "2024-07-01", ablation=True, log=lambda m: None, n_folds=2
+    )
+    assert result["sizes"]["test"] == {"long_tail": 67, "malware": 33}
+    assert set(result["ablation"]) == {"metadata", "files", "code", "strings", "rules", "text"}
+    assert set(result["base_learners"]) == {"random_forest", "gradient_boosting", "text_linear"}
+    assert result["rules_only"]["recall"] == pytest.approx(
+        sum(1 for r in rows[200:] if r["rules_high"]) / 33, abs=1e-3
+    )
+    for name in ("pr_curve.png", "confusion.png", "calibration.png"):
+        assert (tmp_path / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert json.loads((tmp_path / "metrics.json").read_text())["cutoff"] == "2024-07-01"
+    assert "Ablation" in (tmp_path / "report.md").read_text()
