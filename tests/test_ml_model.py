@@ -174,3 +174,34 @@ def test_shipped_model_is_pinned_small_and_carded() -> None:
     model = load_model()
     assert model.version == MODEL_SHA256[:12]
     assert 0.5 <= model.thresholds.malicious < 1.0
+
+
+def test_shipped_model_scores_inert_packages() -> None:
+    from test_ml_features import BENIGN
+
+    from pkgvet.config import ScanConfig
+    from pkgvet.pipeline import scan_bytes
+
+    bad = scan_bytes(DROPPER, "reqeusts-999.0.1.tar.gz", ScanConfig())
+    good = scan_bytes(BENIGN, "tidylib-1.2.0.tar.gz", ScanConfig())
+    assert bad.model_probability is not None and good.model_probability is not None
+    assert bad.verdict.value == "malicious"
+    assert good.verdict.value == "clean"
+    assert bad.model_probability > 0.9 > 0.1 > good.model_probability
+    assert any(r.startswith("model: ") for r in bad.reasons)  # features that drove it
+
+
+@pytest.mark.shared
+def test_shipped_model_on_a_sample_of_the_shared_malware(malregistry_dir: Path) -> None:
+    """A sanity check of the shipped model on real malware (in-sample: it trained on these;
+    the out-of-sample figures come from ``pkgvet evaluate``)."""
+    from pkgvet.config import ScanConfig
+    from pkgvet.pipeline import iter_targets, scan_target
+
+    targets = sorted(iter_targets(malregistry_dir))
+    sample = random.Random(7).sample(targets, 150)
+    results = [scan_target(t, ScanConfig()) for t in sample]
+    scored = [r for r in results if r.model_probability is not None]
+    assert len(scored) >= 145
+    flagged = sum(r.verdict.value in ("malicious", "suspicious") for r in scored)
+    assert flagged / len(scored) >= 0.95

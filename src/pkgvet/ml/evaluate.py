@@ -9,6 +9,8 @@
   reported apart, as "known campaigns"): a model that has seen a campaign's clones finds their
   siblings trivially.
 - Benign manifests that were used to tune the rules (``scan-manifest``) only ever train.
+- Choices of the model (learners, their settings, thresholds) are made on a *validation* run
+  inside the training period (``--cutoff 2024-05-01 --until 2024-07-01``), never on the test.
 
 Reported: precision, recall, F1 and the false-positive rate per benign stratum, recall per month
 and per behaviour category, the rules-only verdict on the same split, each base learner against
@@ -81,7 +83,9 @@ def _canon(name: str) -> str:
     return name.lower().replace("_", "-").replace(".", "-")
 
 
-def time_split(rows: Sequence[dict[str, Any]], cutoff: str = CUTOFF) -> Split:
+def time_split(
+    rows: Sequence[dict[str, Any]], cutoff: str = CUTOFF, until: str | None = None
+) -> Split:
     groups = campaign_groups(rows)
     start: dict[int, str] = {}
     for g, r in zip(groups, rows, strict=True):
@@ -93,6 +97,8 @@ def time_split(rows: Sequence[dict[str, Any]], cutoff: str = CUTOFF) -> Split:
         d = r["sample"]["date"]
         if d == UNKNOWN_DATE:
             split.undated.append(i)
+        elif until is not None and d >= until:
+            continue  # a validation run: the real test period stays unseen
         elif d < cutoff:
             split.train.append(i)
         elif r["sample"]["source"] in TRAIN_ONLY_SOURCES:
@@ -181,11 +187,12 @@ def evaluate(
     ablation: bool = True,
     log: Callable[[str], None] = print,
     n_folds: int = 5,
+    until: str | None = None,
 ) -> dict[str, Any]:
     """Run the whole evaluation, write ``metrics.json``, ``report.md`` and the plots."""
     out_dir.mkdir(parents=True, exist_ok=True)
     data = matrices(rows)
-    split = time_split(data.rows, cutoff)
+    split = time_split(data.rows, cutoff, until)
     train, test = subset(data, split.train), subset(data, split.test)
     groups = split.groups[np.asarray(split.train)]
     log(
@@ -199,6 +206,7 @@ def evaluate(
     flagged = p_test >= stack.thresholds["malicious"]
     result: dict[str, Any] = {
         "cutoff": cutoff,
+        "until": until,
         "sizes": {
             "train": _counts(train),
             "test": _counts(test),
