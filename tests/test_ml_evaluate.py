@@ -89,3 +89,21 @@ def test_evaluate_writes_report_metrics_and_plots(tmp_path: Path) -> None:
         assert (tmp_path / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert json.loads((tmp_path / "metrics.json").read_text())["cutoff"] == "2024-07-01"
     assert "Ablation" in (tmp_path / "report.md").read_text()
+
+
+def test_joint_thresholds_respect_one_false_positive_budget() -> None:
+    import numpy as np
+
+    from pkgvet.ml.train import flag, joint_thresholds
+
+    rng = np.random.default_rng(0)
+    y = np.r_[np.ones(600, int), np.zeros(1000, int)]
+    p = np.r_[rng.uniform(0.4, 1.0, 600), rng.beta(1, 8, 1000)]
+    high = np.r_[rng.random(600) < 0.7, rng.random(1000) < 0.03]
+    alone, with_rules = joint_thresholds(p, y, high, 0.005)
+    assert 0.5 <= alone <= 1.0 and 0.2 <= with_rules <= alone
+    th = {"malicious": alone, "malicious_with_rules": with_rules}
+    flagged = flag(p, high, th)
+    assert (flagged & (y == 0)).sum() <= 5
+    # using the rules never flags fewer malicious rows than the model alone at the same budget
+    assert (flagged & (y == 1)).sum() >= ((p >= alone) & (y == 1)).sum()

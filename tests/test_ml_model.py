@@ -177,10 +177,9 @@ def test_shipped_model_is_pinned_small_and_carded() -> None:
 
 
 def test_shipped_model_scores_inert_packages() -> None:
-    from test_ml_features import BENIGN
-
     from pkgvet.config import ScanConfig
     from pkgvet.pipeline import scan_bytes
+    from test_ml_features import BENIGN
 
     bad = scan_bytes(DROPPER, "reqeusts-999.0.1.tar.gz", ScanConfig())
     good = scan_bytes(BENIGN, "tidylib-1.2.0.tar.gz", ScanConfig())

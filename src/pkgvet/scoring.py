@@ -3,9 +3,11 @@ score and the top reasons.
 
 With the model (the default), the score is its calibrated probability, which already weighs the
 rule findings as features. A package is malicious when the probability reaches the model's
-``malicious`` threshold or a rule finding is critical; suspicious when it reaches the
-``suspicious`` threshold or a rule finding is high (rules and model disagree: a person should
-look); clean otherwise.
+``malicious`` threshold, or its lower ``malicious_with_rules`` threshold while a rule finding is
+high, or a rule finding is critical; suspicious when it reaches the ``suspicious`` threshold or
+a rule finding is high (rules and model disagree: a person should look); clean otherwise. The
+two malicious thresholds are chosen together on out-of-fold scores for one false-positive
+budget.
 
 Without a model (``--no-model``), the rules-only score combines findings as independent evidence,
 ``1 - Π(1 - w)`` with a weight per severity and confidence; it orders packages well but is not a
@@ -56,9 +58,14 @@ def apply_verdict(result: ScanResult, model: ModelOutput | None = None) -> None:
         result.score = p
         result.model_probability = p
         result.model_version = model.version
-        if p >= th.malicious or (worst is not None and worst >= Severity.CRITICAL):
+        high = worst is not None and worst >= Severity.HIGH
+        if (
+            p >= th.malicious
+            or (high and p >= th.malicious_with_rules)
+            or (worst is not None and worst >= Severity.CRITICAL)
+        ):
             result.verdict = Verdict.MALICIOUS
-        elif p >= th.suspicious or (worst is not None and worst >= Severity.HIGH):
+        elif p >= th.suspicious or high:
             result.verdict = Verdict.SUSPICIOUS
         else:
             result.verdict = Verdict.CLEAN

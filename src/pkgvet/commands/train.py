@@ -149,13 +149,13 @@ def train_command(
     """
     _need_extra()
     from pkgvet.ml.evaluate import campaign_groups, metrics
-    from pkgvet.ml.train import export_stack, fit_stack, matrices
+    from pkgvet.ml.train import export_stack, fit_stack, flag, matrices, rules_high
 
     rows, data = load_rows(malware, benign, jobs)
     d = matrices(rows)
     click.echo(f"fitting on {len(d.y)} packages ({int(d.y.sum())} malicious)…", err=True)
     stack = fit_stack(d, campaign_groups(d.rows), seed=seed)
-    oof = metrics(d.y, stack.oof >= stack.thresholds["malicious"])
+    oof = metrics(d.y, flag(stack.oof, rules_high(d), stack.thresholds))
     card = _card(rows, data, oof, stack.thresholds, seed)
     if evaluation is not None:
         card["evaluation"] = _headline(json.loads(evaluation.read_text()))
@@ -201,7 +201,7 @@ def _headline(m: dict[str, Any]) -> dict[str, Any]:
     return {
         "cutoff": m["cutoff"],
         "sizes": m["sizes"],
-        "stack": {k: m["stack"][k] for k in keep},
+        "verdict": {k: m["verdict"][k] for k in keep},
         "rules_only": {k: m["rules_only"][k] for k in keep},
     }
 
@@ -210,7 +210,7 @@ def _evaluation_md(card: dict[str, Any]) -> str:
     e = card.get("evaluation")
     if not e:
         return "- **Time-split evaluation:** not attached (`pkgvet train --evaluation`)."
-    s = e["stack"]
+    s = e["verdict"]
     strata = ", ".join(
         f"{k} {v['fp']}/{v['n']} ({100 * v['fpr']:.2f}%)" for k, v in sorted(s["strata"].items())
     )

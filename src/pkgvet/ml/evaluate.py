@@ -36,7 +36,9 @@ from pkgvet.ml.train import (
     Data,
     Stack,
     fit_stack,
+    flag,
     matrices,
+    rules_high,
     subset,
     threshold_for_fpr,
 )
@@ -203,7 +205,8 @@ def evaluate(
     log(f"fitting the stack ({n_folds} campaign-grouped folds)…")
     stack = fit_stack(train, groups, n_folds=n_folds)
     p_test = stack.predict(test)
-    flagged = p_test >= stack.thresholds["malicious"]
+    critical = _critical(test)
+    flagged = flag(p_test, rules_high(test), stack.thresholds) | critical  # the shipped verdict
     result: dict[str, Any] = {
         "cutoff": cutoff,
         "until": until,
@@ -218,9 +221,7 @@ def evaluate(
         "stack": _operating(stack, test),
         "suspicious_or_worse": metrics(test.y, p_test >= stack.thresholds["suspicious"]),
     }
-    critical = _critical(test)
-    verdict_flag = flagged | critical
-    result["verdict"] = metrics(test.y, verdict_flag) | {"strata": _strata(test, verdict_flag)}
+    result["verdict"] = metrics(test.y, flagged) | {"strata": _strata(test, flagged)}
     rules_flag = np.asarray([r["rules_high"] for r in test.rows])
     result["rules_only"] = metrics(test.y, rules_flag) | {"strata": _strata(test, rules_flag)}
     result["base_learners"] = {n: _operating(stack, test, n) for n in LEARNERS}
@@ -230,8 +231,16 @@ def evaluate(
     )
     if split.known:
         known = subset(data, split.known)
-        kf = stack.predict(known) >= stack.thresholds["malicious"]
+        kf = flag(stack.predict(known), rules_high(known), stack.thresholds) | _critical(known)
         result["known_campaigns"] = metrics(known.y, kf)
+    inert = _inert(test)
+    result["missed"] = {
+        "total": int((test.y.astype(bool) & ~flagged).sum()),
+        "without_any_behaviour": int((test.y.astype(bool) & ~flagged & inert).sum()),
+        "test_malware_without_any_behaviour": int((test.y.astype(bool) & inert).sum()),
+        "recall_on_malware_with_behaviour": metrics(test.y[~inert], flagged[~inert])["recall"],
+    }
+    _write_predictions(out_dir / "predictions.csv", test, p_test, flagged)
     result["calibration"] = _calibration(test.y, p_test, out_dir)
     if ablation:
         result["ablation"] = {}
@@ -255,6 +264,59 @@ def _critical(d: Data) -> Any:
 
     cols = [i for i, n in enumerate(dense_names()) if n.startswith("r_PV")]
     return (d.X[:, cols] == Severity.CRITICAL.rank + 1).any(axis=1)
+
+
+def _inert(d: Data) -> Any:
+    """Rows showing no behaviour at all: no API family of interest in any file and no rule
+    finding of medium or higher. Malicious packages like this (placeholders of a campaign, or
+    a payload outside Python) cannot be told from benign ones by their content."""
+    from pkgvet.ml.features import dense_names
+
+    names = dense_names()
+    cols = [
+        i
+        for i, n in enumerate(names)
+        if n.startswith("c_files_") and not n.endswith(("_decode", "_fingerprint"))
+    ]
+    seen = (d.X[:, cols] > 0).any(axis=1)
+    seen |= d.X[:, names.index("r_high")] > 0
+    seen |= d.X[:, names.index("r_medium")] > 0
+    return ~seen
+
+
+def _write_predictions(path: Path, d: Data, p: Any, flagged: Any) -> None:
+    import csv
+
+    with path.open("w", newline="", encoding="utf-8") as fh:
+        w = csv.writer(fh, delimiter="\t")
+        w.writerow(
+            [
+                "source",
+                "id",
+                "label",
+                "stratum",
+                "date",
+                "probability",
+                "flagged",
+                "rules_high",
+                "categories",
+            ]
+        )
+        for r, pi, f in zip(d.rows, p, flagged, strict=True):
+            s = r["sample"]
+            w.writerow(
+                [
+                    s["source"],
+                    s["id"],
+                    s["label"],
+                    s["stratum"],
+                    s["date"],
+                    f"{pi:.6f}",
+                    int(f),
+                    int(r["rules_high"]),
+                    ",".join(r["categories"]),
+                ]
+            )
 
 
 def _counts(d: Data) -> dict[str, int]:
@@ -291,6 +353,7 @@ def _plots(
     for name, p in stack.base_proba(test).items():
         curves[name] = _pr_curve(test.y, p)
     points = {
+        "verdict": (result["verdict"]["recall"], result["verdict"]["precision"]),
         "stack @ threshold": (result["stack"]["recall"], result["stack"]["precision"]),
         "rules only": (result["rules_only"]["recall"], result["rules_only"]["precision"]),
     }
@@ -300,9 +363,9 @@ def _plots(
         f"Precision-recall, time-split test (cut-off {result['cutoff']})",
         points=points,
     )
-    m = result["stack"]
+    m = result["verdict"]
     plots.confusion_png(
-        out_dir / "confusion.png", m["tn"], m["fp"], m["fn"], m["tp"], "Stack on the test split"
+        out_dir / "confusion.png", m["tn"], m["fp"], m["fn"], m["tp"], "Verdict on the test split"
     )
 
 
@@ -335,8 +398,8 @@ def report_markdown(r: dict[str, Any]) -> str:
         "## Stack, base learners and the rules alone",
         "",
         head,
-        _row("**stack** (model probability ≥ threshold)", r["stack"]),
-        _row("**verdict** (stack, or a critical finding)", r["verdict"]),
+        _row("**verdict** (model, model + high rule finding, or critical finding)", r["verdict"]),
+        _row("stack alone (probability ≥ malicious threshold)", r["stack"]),
         *(_row(n, m) for n, m in r["base_learners"].items()),
         _row("rules only (high finding)", r["rules_only"]),
     ]
@@ -356,6 +419,15 @@ def report_markdown(r: dict[str, Any]) -> str:
             f"Later samples of campaigns seen in training: recall {k['recall']:.4f} "
             f"({k['tp']}/{k['tp'] + k['fn']}).",
         ]
+    miss = r["missed"]
+    lines += [
+        "",
+        f"Missed malware: {miss['total']}, of which {miss['without_any_behaviour']} show no "
+        "behaviour at all (no API family of interest in any file, no rule finding of medium or "
+        f"higher); {miss['test_malware_without_any_behaviour']} test malware samples are like "
+        "that. Recall on the test malware that shows some behaviour: "
+        f"{miss['recall_on_malware_with_behaviour']:.4f}.",
+    ]
     c = r["calibration"]
     lines += ["", f"Calibration on the test: Brier {c['brier']}, ECE {c['ece']}.", ""]
     lines += ["![PR](pr_curve.png) ![confusion](confusion.png) ![calibration](calibration.png)", ""]

@@ -32,7 +32,8 @@ class ModelError(PkgvetError):
 
 @dataclass(frozen=True, slots=True)
 class Thresholds:
-    malicious: float
+    malicious: float  # the model alone
+    malicious_with_rules: float  # the model, for a package a high rule finding also flags
     suspicious: float
 
 
@@ -64,7 +65,11 @@ class Model:
             self.text: dict[str, Any] = doc["base"]["text_linear"]
             self.meta: dict[str, Any] = doc["meta"]
             th = doc["thresholds"]
-            self.thresholds = Thresholds(float(th["malicious"]), float(th["suspicious"]))
+            self.thresholds = Thresholds(
+                float(th["malicious"]),
+                float(th.get("malicious_with_rules", th["malicious"])),
+                float(th["suspicious"]),
+            )
         except (KeyError, TypeError, ValueError) as exc:
             raise ModelError(f"malformed model file: {type(exc).__name__}: {exc}") from exc
         if self.names != dense_names():

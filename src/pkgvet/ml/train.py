@@ -168,14 +168,53 @@ def fit_stack(
     stack.oof_base = {n: 1 / (1 + np.exp(-z[:, i])) for i, n in enumerate(learners)}
     for name in learners:
         stack.bases[name] = _fit_base(name, data, seed, drop)
+    high = rules_high(data)
+    alone, with_rules = joint_thresholds(stack.oof, data.y, high, MALICIOUS_FPR)
     stack.thresholds = {
-        "malicious": threshold_for_fpr(stack.oof, data.y, MALICIOUS_FPR, floor=0.5),
-        "suspicious": threshold_for_fpr(stack.oof, data.y, SUSPICIOUS_FPR, floor=0.1),
+        "malicious": alone,
+        "malicious_with_rules": with_rules,
+        "suspicious": min(
+            threshold_for_fpr(stack.oof, data.y, SUSPICIOUS_FPR, floor=0.1), with_rules
+        ),
     }
-    stack.thresholds["suspicious"] = min(
-        stack.thresholds["suspicious"], stack.thresholds["malicious"]
-    )
     return stack
+
+
+def rules_high(data: Data) -> Any:
+    """Rows with a high or critical rule finding."""
+    return np.asarray([bool(r.get("rules_high")) for r in data.rows])
+
+
+def flag(p: Any, high: Any, thresholds: dict[str, float]) -> Any:
+    """The malicious verdict: the model alone, or the model and a high rule finding together."""
+    p = np.asarray(p)
+    alone = p >= thresholds["malicious"]
+    if "malicious_with_rules" not in thresholds:
+        return alone
+    return alone | (np.asarray(high) & (p >= thresholds["malicious_with_rules"]))
+
+
+def joint_thresholds(p: Any, y: Any, high: Any, fpr: float) -> tuple[float, float]:
+    """Two thresholds chosen together on out-of-fold probabilities: one for the model alone
+    (at least 0.5) and a lower one for packages a high rule finding also flags (at least 0.2),
+    flagging the most malicious rows with at most ``fpr`` of benign rows flagged in all."""
+    p, y, high = np.asarray(p), np.asarray(y), np.asarray(high, dtype=bool)
+    benign = y == 0
+    allowed = int(np.floor(fpr * benign.sum()))
+    grid = np.round(np.linspace(0.2, 1.0, 801), 6)  # steps of 0.001
+    best = (-1, 1.0, 1.0)
+    for t_alone in grid[grid >= 0.5][::-1]:
+        alone = p >= t_alone
+        if (alone & benign).sum() > allowed:
+            break  # lower thresholds only flag more benign rows
+        for t_rules in grid[(grid >= 0.2) & (grid <= t_alone)][::-1]:
+            flagged = alone | (high & (p >= t_rules))
+            if (flagged & benign).sum() > allowed:
+                break
+            tp = int((flagged & ~benign).sum())
+            if tp > best[0]:
+                best = (tp, float(t_alone), float(t_rules))
+    return best[1], best[2]
 
 
 def threshold_for_fpr(p: Any, y: Any, fpr: float, floor: float) -> float:
