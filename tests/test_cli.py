@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner, Result
 
-from conftest import make_zip, sdist
+from conftest import make_zip, realistic_clean_sdist, sdist
 from pkgvet.cli import cli
 
 CLEAN_SETUP = "from setuptools import setup\n\nsetup(name='zzclean', version='1.0')\n"
@@ -26,7 +26,7 @@ SHELL_SETUP = "import os\nos.system('make -C native')\n"  # PV101: build tool, m
 def pkgs(tmp_path: Path) -> Path:
     d = tmp_path / "pkgs"
     d.mkdir()
-    (d / "zzclean-1.0.tar.gz").write_bytes(sdist("zzclean", "1.0", {"setup.py": CLEAN_SETUP}))
+    (d / "zzclean-1.0.tar.gz").write_bytes(realistic_clean_sdist())
     (d / "zzmal-1.0.tar.gz").write_bytes(sdist("zzmal", "1.0", {"setup.py": MAL_SETUP}))
     (d / "zzshell-1.0.tar.gz").write_bytes(sdist("zzshell", "1.0", {"setup.py": SHELL_SETUP}))
     return d
@@ -135,16 +135,21 @@ def test_ignore(pkgs: Path) -> None:
 
 def test_ignoring_the_only_high_finding_changes_the_exit_code(pkgs: Path) -> None:
     assert run("scan", pkgs / "zzmal-1.0.tar.gz").exit_code == 1
-    assert run("scan", "--ignore", "PV2,PV6", pkgs / "zzmal-1.0.tar.gz").exit_code == 0
+    ignored = run("scan", "--no-model", "--ignore", "PV2,PV6", pkgs / "zzmal-1.0.tar.gz")
+    assert ignored.exit_code == 0
 
 
 def test_fail_on(pkgs: Path) -> None:
     mal = pkgs / "zzmal-1.0.tar.gz"
     assert run("scan", mal).exit_code == 1  # default: high
-    assert run("scan", "--fail-on", "critical", mal).exit_code == 0
+    assert run("scan", "--no-model", "--fail-on", "critical", mal).exit_code == 0
+    # the model's malicious verdict fails whatever --fail-on says
+    assert run("scan", "--fail-on", "critical", mal).exit_code == 1
+    # rules only: a lone setup.py running a program is medium for the rules (the model, which
+    # sees a package with no code of its own doing it at install time, calls it malicious)
     shell = pkgs / "zzshell-1.0.tar.gz"
-    assert run("scan", shell).exit_code == 0  # medium only
-    assert run("scan", "--fail-on", "medium", shell).exit_code == 1
+    assert run("scan", "--no-model", shell).exit_code == 0  # medium only
+    assert run("scan", "--no-model", "--fail-on", "medium", shell).exit_code == 1
 
 
 def test_fail_on_rejects_unknown_severity(pkgs: Path) -> None:

@@ -177,16 +177,16 @@ def test_shipped_model_is_pinned_small_and_carded() -> None:
 
 
 def test_shipped_model_scores_inert_packages() -> None:
+    from conftest import realistic_clean_sdist
     from pkgvet.config import ScanConfig
     from pkgvet.pipeline import scan_bytes
-    from test_ml_features import BENIGN
 
     bad = scan_bytes(DROPPER, "reqeusts-999.0.1.tar.gz", ScanConfig())
-    good = scan_bytes(BENIGN, "tidylib-1.2.0.tar.gz", ScanConfig())
+    good = scan_bytes(realistic_clean_sdist(), "zzclean-1.0.tar.gz", ScanConfig())
     assert bad.model_probability is not None and good.model_probability is not None
     assert bad.verdict.value == "malicious"
     assert good.verdict.value == "clean"
-    assert bad.model_probability > 0.9 > 0.1 > good.model_probability
+    assert bad.model_probability > 0.9 > 0.5 > good.model_probability
     assert any(r.startswith("model: ") for r in bad.reasons)  # features that drove it
 
 

@@ -246,7 +246,8 @@ def card_markdown(card: dict[str, Any], digest: str, size: int) -> str:
   - newest sample: {card["newest_sample"]}; seed {card["seed"]}; scikit-learn
     {card["scikit_learn"]} (training only; scans need neither it nor numpy).
 - **Thresholds** (out-of-fold, for a false-positive budget of 0.25% malicious / 2%
-  suspicious): malicious ≥ {card["thresholds"]["malicious"]:.4f}, suspicious ≥
+  suspicious): malicious ≥ {card["thresholds"]["malicious"]:.4f} (model alone) or ≥
+  {card["thresholds"]["malicious_with_rules"]:.4f} with a high rule finding; suspicious ≥
   {card["thresholds"]["suspicious"]:.4f}.
 - **Out-of-fold (campaign-grouped 5-fold, all data, in-sample campaigns):** precision
   {o["precision"]}, recall {o["recall"]}, F1 {o["f1"]}, FPR {o["fpr"]} ({o["fp"]} of

@@ -354,7 +354,6 @@ def _plots(
         curves[name] = _pr_curve(test.y, p)
     points = {
         "verdict": (result["verdict"]["recall"], result["verdict"]["precision"]),
-        "stack @ threshold": (result["stack"]["recall"], result["stack"]["precision"]),
         "rules only": (result["rules_only"]["recall"], result["rules_only"]["precision"]),
     }
     plots.pr_curve_png(

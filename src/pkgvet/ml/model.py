@@ -101,18 +101,17 @@ class Model:
         )
 
     def _drivers(self, x: list[float], feats: Features, n: int) -> list[str]:
-        """Features and tokens that pushed the score up most: path attributions of the random
-        forest and the largest positive weights of the text model among the tokens present."""
+        """What pushed the score up most: the features with the largest path attributions in
+        the random forest, then the tokens with the largest weights in the text model."""
         contrib = forest.forest_contributions(self.rf, x)
-        items: list[tuple[float, str]] = [
-            (c, f"{self.names[i]}={x[i]:g}") for i, c in contrib.items() if c > 0.01
-        ]
+        dense = sorted(((c, i) for i, c in contrib.items() if c > 0.005), reverse=True)
+        out = [f"{self.names[i]}={x[i]:g}" for _c, i in dense[: n - n // 2]]
         coef = self.text["coef"]
-        items.extend(
-            (coef[i] / 10.0, f"token {tok!r}") for i, tok in feats.tokens.items() if coef[i] > 0.5
+        tokens = sorted(
+            ((coef[i], t) for i, t in feats.tokens.items() if coef[i] > 0.2), reverse=True
         )
-        items.sort(key=lambda t: -t[0])
-        return [label for _c, label in items[:n]]
+        out += [f"token {t!r}" for _w, t in tokens[: n - len(out)]]
+        return out
 
 
 def _sha256(data: bytes) -> str:

@@ -78,6 +78,14 @@ def render_result(r: ScanResult, console: Console) -> None:
                 f"triggers: {', '.join(r.triggers) or '-'}"
             )
         )
+    if r.model_probability is not None:
+        drivers = [x.removeprefix("model: ") for x in r.reasons if x.startswith("model: ")]
+        lines.append(
+            Text(
+                f"model: probability {r.model_probability:.3f} (model {r.model_version})"
+                + (f"; driven by {safe(', '.join(drivers))}" if drivers else "")
+            )
+        )
     console.print(Panel(Text("\n").join(lines), expand=False))
     for f in r.findings:
         loc = f"{f.path}:{f.line}" if f.line else f.path
