@@ -143,6 +143,13 @@ class Stack:
 
 
 def campaign_folds(data: Data, groups: Any, n_folds: int, seed: int) -> list[tuple[Any, Any]]:
+    """Folds that keep each campaign on one side; fewer folds when there are fewer campaigns
+    of a class than folds (every fold's training part must hold both classes)."""
+    groups = np.asarray(groups)
+    per_class = min(len(set(groups[data.y == c])) for c in (0, 1))
+    if per_class < 2:
+        raise ValueError("training needs at least two campaigns of each class")
+    n_folds = min(n_folds, per_class)
     cv = StratifiedGroupKFold(n_splits=n_folds, shuffle=True, random_state=seed)
     return list(cv.split(data.X, data.y, groups))
 
