@@ -263,7 +263,7 @@ def card_markdown(card: dict[str, Any], digest: str, size: int) -> str:
 
 def _install(blob: bytes, digest: str, card: dict[str, Any]) -> None:
     import pkgvet.ml
-    from pkgvet.ml.model import SHIPPED, load_model
+    from pkgvet.ml.model import SHIPPED, load_model, shipped_model_available
 
     pkg_dir = Path(pkgvet.ml.__file__).resolve().parent.parent
     (pkg_dir / SHIPPED).write_bytes(blob)
@@ -274,6 +274,7 @@ def _install(blob: bytes, digest: str, card: dict[str, Any]) -> None:
         f'MODEL_SHA256 = "{digest}"\n'
     )
     load_model.cache_clear()
+    shipped_model_available.cache_clear()
     click.echo(f"installed into {pkg_dir} (pinned sha256 {digest[:12]})", err=True)
 
 

@@ -156,5 +156,6 @@ def load_model(path: str | None = None, sha256: str | None = None) -> Model:
     return parse_model(data, sha256)
 
 
+@lru_cache(maxsize=1)
 def shipped_model_available() -> bool:
     return resources.files("pkgvet").joinpath(SHIPPED).is_file()
