@@ -42,7 +42,7 @@ def pr_curve_png(
     points: Mapping[str, tuple[float, float]] | None = None,
 ) -> None:
     """Precision-recall curves, ``label -> (recall, precision)``, with optional operating
-    points ``label -> (recall, precision)`` marked and annotated."""
+    points ``label -> (recall, precision)`` marked, their values in the legend."""
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(6.4, 4.8))
     for label, (recall, precision) in curves.items():
@@ -51,13 +51,14 @@ def pr_curve_png(
             raise ValueError(f"curve {label!r}: recall and precision differ in length")
         ax.plot(list(recall), list(precision), label=label, linewidth=1.6)
     for label, (r, p) in (points or {}).items():
-        ax.plot([r], [p], marker="o", linestyle="none", markersize=7, label=label)
-        ax.annotate(
-            f"{label}\nR={r:.3f} P={p:.3f}",
-            (r, p),
-            textcoords="offset points",
-            xytext=(6, -18),
-            fontsize=8,
+        # the values go in the legend: labels beside nearby points would overlap
+        ax.plot(
+            [r],
+            [p],
+            marker="o",
+            linestyle="none",
+            markersize=7,
+            label=f"{label} (R={r:.3f}, P={p:.3f})",
         )
     ax.set_xlim(0.0, 1.01)
     ax.set_ylim(0.0, 1.01)
