@@ -12,7 +12,7 @@ import json
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import click
 
@@ -21,6 +21,7 @@ from pkgvet.commands.scan import UsageFailure
 DEFAULT_MALWARE = Path("../shared/datasets/pypi-malregistry")
 DEFAULT_BENIGN = (Path("data/benign/train-manifest.tsv"), Path("data/benign/scan-manifest.tsv"))
 EVAL_BENIGN = (*DEFAULT_BENIGN, Path("data/benign/holdout-manifest.tsv"))
+F = TypeVar("F", bound=Callable[..., Any])
 
 
 def _need_extra() -> None:
@@ -97,30 +98,45 @@ def load_rows(
     return rows, data
 
 
+def _data_options(benign: tuple[Path, ...], out: str, out_help: str) -> Callable[[F], F]:
+    """The options ``train`` and ``evaluate`` share: where the data is and where output goes."""
+
+    def decorate(fn: F) -> F:
+        options = [
+            click.option(
+                "--malware",
+                type=click.Path(file_okay=False, path_type=Path),
+                default=DEFAULT_MALWARE,
+                show_default=True,
+                help="The pypi-malregistry dataset (name/version/file tree with MANIFEST.tsv).",
+            ),
+            click.option(
+                "--benign",
+                type=click.Path(dir_okay=False, path_type=Path),
+                multiple=True,
+                default=benign,
+                show_default=True,
+                help="Pinned benign manifests (repeatable); files come from the collector's "
+                "cache.",
+            ),
+            click.option(
+                "-o",
+                "--out",
+                type=click.Path(file_okay=False, path_type=Path),
+                default=Path(out),
+                show_default=True,
+                help=out_help,
+            ),
+        ]
+        for option in reversed(options):
+            fn = option(fn)
+        return fn
+
+    return decorate
+
+
 @click.command("train")
-@click.option(
-    "--malware",
-    type=click.Path(file_okay=False, path_type=Path),
-    default=DEFAULT_MALWARE,
-    show_default=True,
-    help="The pypi-malregistry dataset (name/version/file tree with MANIFEST.tsv).",
-)
-@click.option(
-    "--benign",
-    type=click.Path(dir_okay=False, path_type=Path),
-    multiple=True,
-    default=DEFAULT_BENIGN,
-    show_default=True,
-    help="Pinned benign manifests (repeatable); files come from the collector's cache.",
-)
-@click.option(
-    "-o",
-    "--out",
-    type=click.Path(file_okay=False, path_type=Path),
-    default=Path("build/model"),
-    show_default=True,
-    help="Where to write model.json.gz and model-card.md.",
-)
+@_data_options(DEFAULT_BENIGN, "build/model", "Where to write model.json.gz and model-card.md.")
 @click.option(
     "--install",
     is_flag=True,
@@ -279,26 +295,8 @@ def _install(blob: bytes, digest: str, card: dict[str, Any]) -> None:
 
 
 @click.command("evaluate")
-@click.option(
-    "--malware",
-    type=click.Path(file_okay=False, path_type=Path),
-    default=DEFAULT_MALWARE,
-    show_default=True,
-)
-@click.option(
-    "--benign",
-    type=click.Path(dir_okay=False, path_type=Path),
-    multiple=True,
-    default=EVAL_BENIGN,
-    show_default=True,
-)
-@click.option(
-    "-o",
-    "--out",
-    type=click.Path(file_okay=False, path_type=Path),
-    default=Path("build/evaluation"),
-    show_default=True,
-    help="Where to write metrics.json, report.md and the PNG plots.",
+@_data_options(
+    EVAL_BENIGN, "build/evaluation", "Where to write metrics.json, report.md and the PNG plots."
 )
 @click.option(
     "--cutoff",
