@@ -103,8 +103,9 @@ def _analyse(archive: Archive, result: ScanResult, config: ScanConfig, start: fl
         "bytes": archive.total_bytes,
         "decoded_payloads": sum(1 for f in pkg.all_files() if f.depth),
     }
+    model = _model(config) if config.use_model else None
     model_out = None
-    if config.use_model or config.keep_features:
+    if model is not None or config.keep_features:
         from pkgvet.ml.features import extract
 
         feats = extract(pkg, findings)  # all findings: the model sees what --min-severity hides
@@ -115,7 +116,6 @@ def _analyse(archive: Archive, result: ScanResult, config: ScanConfig, start: fl
             shingles = line_shingles(f.text for f in pkg.files)
             # bottom-k by hash: a consistent sample, so near-duplicates keep similar subsets
             result.fingerprint = minhash(set(sorted(shingles)[:_MAX_SHINGLES]))
-        model = _model(config) if config.use_model else None
         if model is not None:
             model_out = model.predict(feats)
     apply_verdict(result, model_out)
