@@ -35,6 +35,16 @@ def _save(fig: Any, path: StrPath) -> None:
         plt.close(fig)
 
 
+def _unit_axes(ax: Any, xlabel: str, ylabel: str, title: str, top: float) -> None:
+    """Both axes from 0 to ``top`` (probabilities and rates), labelled, with a light grid."""
+    ax.set_xlim(0.0, top)
+    ax.set_ylim(0.0, top)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    ax.grid(True, alpha=0.3)
+
+
 def pr_curve_png(
     path: StrPath,
     curves: Mapping[str, tuple[Sequence[float], Sequence[float]]],
@@ -60,12 +70,7 @@ def pr_curve_png(
             markersize=7,
             label=f"{label} (R={r:.3f}, P={p:.3f})",
         )
-    ax.set_xlim(0.0, 1.01)
-    ax.set_ylim(0.0, 1.01)
-    ax.set_xlabel("recall")
-    ax.set_ylabel("precision")
-    ax.set_title(title)
-    ax.grid(True, alpha=0.3)
+    _unit_axes(ax, "recall", "precision", title, 1.01)
     if curves or points:
         ax.legend(loc="lower left", fontsize=8)
     _save(fig, path)
@@ -114,11 +119,6 @@ def calibration_png(
     fig, ax = plt.subplots(figsize=(5.2, 5.0))
     ax.plot([0.0, 1.0], [0.0, 1.0], linestyle="--", color="grey", label="perfectly calibrated")
     ax.plot(list(prob_pred), list(prob_true), marker="o", linewidth=1.6, label="model")
-    ax.set_xlim(0.0, 1.0)
-    ax.set_ylim(0.0, 1.0)
-    ax.set_xlabel("mean predicted probability")
-    ax.set_ylabel("fraction of positives")
-    ax.set_title(title)
-    ax.grid(True, alpha=0.3)
+    _unit_axes(ax, "mean predicted probability", "fraction of positives", title, 1.0)
     ax.legend(loc="upper left", fontsize=8)
     _save(fig, path)
