@@ -25,6 +25,7 @@ __all__ = [
     "MAX_HASH",
     "MERSENNE_61",
     "STOP_LINES",
+    "DisjointSets",
     "estimated_jaccard",
     "group",
     "line_shingles",
@@ -152,6 +153,34 @@ def estimated_jaccard(a: Sequence[int], b: Sequence[int]) -> float:
     return sum(1 for x, y in zip(a, b, strict=True) if x == y) / len(a)
 
 
+class DisjointSets:
+    """Union-find over ``0..n-1`` in which a set's smallest index is its root, so group ids
+    depend only on the input."""
+
+    def __init__(self, n: int) -> None:
+        self.parent = list(range(n))
+
+    def find(self, i: int) -> int:
+        parent = self.parent
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    def union(self, a: int, b: int) -> int:
+        """Join the sets of ``a`` and ``b``; returns the root of the joined set."""
+        ra, rb = self.find(a), self.find(b)
+        if ra == rb:
+            return ra
+        if rb < ra:
+            ra, rb = rb, ra
+        self.parent[rb] = ra
+        return ra
+
+    def roots(self) -> list[int]:
+        return [self.find(i) for i in range(len(self.parent))]
+
+
 def group(
     signatures: Sequence[tuple[int, ...]], bands: int = 16, threshold: float = 0.7
 ) -> list[int]:
@@ -182,22 +211,8 @@ def group(
     rows = width // bands
     need = math.ceil(threshold * width - 1e-9)  # equal slots needed
 
-    parent = list(range(n))
-
-    def find(i: int) -> int:
-        while parent[i] != i:
-            parent[i] = parent[parent[i]]
-            i = parent[i]
-        return i
-
-    def union(ra: int, rb: int) -> int:
-        """Join two roots; the smaller index stays root, which makes ids deterministic."""
-        if ra == rb:
-            return ra
-        if rb < ra:
-            ra, rb = rb, ra
-        parent[rb] = ra
-        return ra
+    sets_ = DisjointSets(n)
+    find, union = sets_.find, sets_.union
 
     slot_sets: dict[int, frozenset[int]] = {}
 
@@ -252,4 +267,4 @@ def group(
                 mine.append(sj)
                 comps[rj] = mine
 
-    return [find(i) for i in range(n)]
+    return sets_.roots()

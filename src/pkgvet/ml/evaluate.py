@@ -60,25 +60,13 @@ def campaign_groups(rows: Sequence[dict[str, Any]]) -> list[int]:
     """A group id per row: near-identical code, or the same project name."""
     sigs = [tuple(r.get("fingerprint") or ()) or (campaigns.MAX_HASH,) * 64 for r in rows]
     code = campaigns.group(sigs)
-    parent = list(range(len(rows)))
-
-    def find(i: int) -> int:
-        while parent[i] != i:
-            parent[i] = parent[parent[i]]
-            i = parent[i]
-        return i
-
-    def union(a: int, b: int) -> None:
-        ra, rb = find(a), find(b)
-        if ra != rb:
-            parent[max(ra, rb)] = min(ra, rb)
-
+    sets = campaigns.DisjointSets(len(rows))
     first_by_name: dict[tuple[int, str], int] = {}
     for i, r in enumerate(rows):
-        union(i, code[i])
+        sets.union(i, code[i])
         key = (r["sample"]["label"], _canon(r["sample"]["name"]))
-        union(i, first_by_name.setdefault(key, i))
-    return [find(i) for i in range(len(rows))]
+        sets.union(i, first_by_name.setdefault(key, i))
+    return sets.roots()
 
 
 def _canon(name: str) -> str:
