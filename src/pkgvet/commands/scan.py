@@ -7,15 +7,20 @@ import sys
 from collections.abc import Iterator
 from contextlib import ExitStack
 from pathlib import Path
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
 import click
 
 from pkgvet.config import Limits, ScanConfig
-from pkgvet.errors import SourceError
+from pkgvet.errors import PkgvetError, SourceError
 from pkgvet.models import ScanResult, Severity, Verdict
 from pkgvet.pipeline import iter_targets, scan_target
+from pkgvet.remote import RemoteError, Spec, parse_spec
 from pkgvet.report.base import get_format
+from pkgvet.scoring import apply_verdict
+
+if TYPE_CHECKING:
+    from pkgvet.collect.index import IndexClient
 
 _SEVERITIES = [s.value for s in Severity]
 
@@ -89,6 +94,19 @@ def _split(values: tuple[str, ...]) -> frozenset[str]:
     help="Seconds allowed per package before it is reported as an error.",
 )
 @click.option(
+    "--index-url",
+    metavar="URL",
+    help="Index for targets given as NAME or NAME==VERSION (default: $PIP_INDEX_URL, "
+    "else PyPI). Only its JSON API is used; nothing is installed or built.",
+)
+@click.option(
+    "--dist",
+    type=click.Choice(["best", "sdist", "wheel", "all"]),
+    default="best",
+    show_default=True,
+    help="Which files of a named release to scan: best is the sdist, else a pure wheel.",
+)
+@click.option(
     "--model/--no-model",
     "use_model",
     default=True,
@@ -118,6 +136,8 @@ def scan_command(
     ignore: tuple[str, ...],
     password: str,
     time_budget: float,
+    index_url: str | None,
+    dist: str,
     use_model: bool,
     model_file: Path | None,
     model_sha256: str | None,
@@ -127,7 +147,8 @@ def scan_command(
 
     TARGETS are .tar.gz/.zip/.whl/.egg files, unpacked package directories, single source
     files, or directories holding many packages (such as the name/version/file layout of the
-    pypi-malregistry dataset): one result per package.
+    pypi-malregistry dataset): one result per package. A target that is not a path but a
+    NAME or NAME==VERSION is fetched from the index (sha256-verified, cached) and scanned.
     """
     config = ScanConfig(
         limits=Limits(time_budget_s=time_budget),
@@ -140,10 +161,7 @@ def scan_command(
         model_sha256=model_sha256,
     )
     config = _check_model(config)
-    try:
-        paths = [p for t in targets for p in iter_targets(t)]
-    except SourceError as exc:
-        raise UsageFailure(exc.diagnostics()) from exc
+    paths = _jobs(targets)
     if not paths:
         raise UsageFailure("no packages found in the given targets")
     name = fmt if fmt != "auto" else ("text" if len(paths) == 1 else "summary")
@@ -154,7 +172,7 @@ def scan_command(
         out: TextIO = (
             stack.enter_context(output.open("w", encoding="utf-8")) if output else sys.stdout
         )
-        for result in _run(paths, config, show_progress):
+        for result in _run(paths, config, show_progress, _Remote(index_url, dist)):
             formatter.write_result(result, out)
             results.append(result)
         formatter.finish(results, out)
@@ -178,10 +196,69 @@ def _check_model(config: ScanConfig) -> ScanConfig:
     return config
 
 
-def _run(paths: list[Path], config: ScanConfig, show: bool) -> Iterator[ScanResult]:
+Job = Path | Spec  # a local target, or a package to fetch by name
+
+
+def _jobs(targets: tuple[Path, ...]) -> list[Job]:
+    """Local targets expanded to packages; other targets read as NAME or NAME==VERSION."""
+    jobs: list[Job] = []
+    for t in targets:
+        if t.exists():
+            try:
+                jobs.extend(iter_targets(t))
+            except SourceError as exc:
+                raise UsageFailure(exc.diagnostics()) from exc
+            continue
+        try:
+            spec = parse_spec(str(t))
+        except RemoteError as exc:
+            raise UsageFailure(exc.diagnostics()) from exc
+        if spec is None:
+            raise UsageFailure(f"{t}: no such file or directory, and not a NAME==VERSION")
+        jobs.append(spec)
+    return jobs
+
+
+class _Remote:
+    """Fetches named packages on first use (one index client for the whole run)."""
+
+    def __init__(self, index_url: str | None, dist: str) -> None:
+        self.index_url = index_url
+        self.dist = dist
+        self.client: IndexClient | None = None
+
+    def scan(self, spec: Spec, config: ScanConfig) -> Iterator[ScanResult]:
+        from pkgvet.collect.index import IndexClient
+        from pkgvet.remote import fetch
+
+        try:
+            if self.client is None:
+                self.client = IndexClient(self.index_url)
+            fetched = fetch(spec, self.client, self.dist)
+        except PkgvetError as exc:  # this entry fails; the others are still scanned
+            result = ScanResult(target=str(spec), kind="remote", error=exc.diagnostics())
+            apply_verdict(result)
+            yield result
+            return
+        for label, path in fetched:
+            result = scan_target(path, config)
+            result.target = label
+            yield result
+
+
+def _scan_job(job: Job, config: ScanConfig, remote: _Remote) -> Iterator[ScanResult]:
+    if isinstance(job, Spec):
+        yield from remote.scan(job, config)
+    else:
+        yield scan_target(job, config)
+
+
+def _run(
+    paths: list[Job], config: ScanConfig, show: bool, remote: _Remote
+) -> Iterator[ScanResult]:
     if not show:
         for p in paths:
-            yield scan_target(p, config)
+            yield from _scan_job(p, config, remote)
         return
     from rich.progress import (
         BarColumn,
@@ -202,10 +279,10 @@ def _run(paths: list[Path], config: ScanConfig, show: bool) -> Iterator[ScanResu
         task = bar.add_task("scan", total=len(paths), flagged=0)
         flagged = 0
         for p in paths:
-            r = scan_target(p, config)
-            flagged += r.verdict.value == "malicious"
+            for r in _scan_job(p, config, remote):
+                flagged += r.verdict.value == "malicious"
+                yield r
             bar.update(task, advance=1, flagged=flagged)
-            yield r
 
 
 def exit_code(results: list[ScanResult], fail_on: Severity) -> int:

@@ -1,0 +1,85 @@
+"""Scan packages by name: ``NAME`` (the latest release) or ``NAME==VERSION``, fetched from an
+index's JSON API (``--index-url``, else ``$PIP_INDEX_URL``, else PyPI) into the collector's
+sha256-verified cache, then scanned as bytes like any archive. Only pins and latest versions:
+no resolver runs, so no build code runs either."""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from packaging.requirements import InvalidRequirement, Requirement
+
+from pkgvet.errors import PkgvetError
+
+if TYPE_CHECKING:  # the collector (httpx) is imported only when something is fetched
+    from pkgvet.collect.index import DistFile, IndexClient
+
+DISTS = ("best", "sdist", "wheel", "all")
+
+
+class RemoteError(PkgvetError):
+    """A named package that cannot be fetched: unknown, no such release, yanked, no files."""
+
+
+@dataclass(frozen=True, slots=True)
+class Spec:
+    name: str
+    version: str | None  # None: the latest release
+
+    def __str__(self) -> str:
+        return f"{self.name}=={self.version}" if self.version else self.name
+
+
+def parse_spec(text: str) -> Spec | None:
+    """``NAME`` or ``NAME==VERSION`` as a :class:`Spec`; None when ``text`` is not a
+    requirement at all. Ranges are refused: choosing among them would need a resolver."""
+    try:
+        req = Requirement(text)
+    except InvalidRequirement:
+        return None
+    if req.url:
+        return None
+    specs = list(req.specifier)
+    if not specs:
+        return Spec(req.name, None)
+    if len(specs) == 1 and specs[0].operator in ("==", "===") and "*" not in specs[0].version:
+        return Spec(req.name, specs[0].version)
+    raise RemoteError(f"{text}: give NAME or NAME==VERSION (pkgvet runs no resolver)")
+
+
+def _pick(spec: Spec, version: str, files: tuple[DistFile, ...], dist: str) -> list[DistFile]:
+    from pkgvet.collect.index import DEFAULT_MAX_BYTES, choose_file
+
+    live = [f for f in files if not f.yanked]
+    if not live:
+        why = "yanked" if files else "has no files"
+        raise RemoteError(f"{spec.name}=={version} {why}: nothing to scan")
+    if dist == "best":
+        return [choose_file(spec.name, tuple(live), DEFAULT_MAX_BYTES)]
+    kinds = {"sdist": ("sdist",), "wheel": ("bdist_wheel",), "all": ("sdist", "bdist_wheel")}
+    chosen = [f for f in live if f.packagetype in kinds[dist]]
+    if not chosen:
+        raise RemoteError(f"{spec.name}=={version} has no {dist} file")
+    return chosen
+
+
+def fetch(spec: Spec, client: IndexClient, dist: str = "best") -> list[tuple[str, Path]]:
+    """Download the chosen files of a release (sha256-verified, cached); return each with a
+    label ``name==version (filename)``. Failures raise :class:`RemoteError`."""
+    from pkgvet.collect.index import DEFAULT_MAX_BYTES, CollectError, cache_dir, choose_version
+
+    try:
+        project = client.project(spec.name)
+        version = spec.version or choose_version(project, "latest", random.Random(0))
+        if version not in project.releases:
+            raise RemoteError(f"{spec.name}: no release {version} on the index")
+        out = []
+        for f in _pick(spec, version, project.releases[version], dist):
+            path, _cached = client.download(spec.name, f, cache_dir(), DEFAULT_MAX_BYTES)
+            out.append((f"{spec.name}=={version} ({f.filename})", path))
+        return out
+    except CollectError as exc:
+        raise RemoteError(exc.diagnostics()) from exc
