@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, TextIO
 
 import click
 
+from pkgvet.archive import is_archive_name
 from pkgvet.config import Limits, ScanConfig
 from pkgvet.errors import PkgvetError, SourceError
 from pkgvet.models import ScanResult, Severity, Verdict
@@ -209,8 +210,11 @@ def _jobs(targets: tuple[Path, ...]) -> list[Job]:
             except SourceError as exc:
                 raise UsageFailure(exc.diagnostics()) from exc
             continue
+        text = str(t)
+        if "/" in text or "\\" in text or is_archive_name(text) or text.endswith(".py"):
+            raise UsageFailure(f"{t}: no such file or directory")  # a path, not a name
         try:
-            spec = parse_spec(str(t))
+            spec = parse_spec(text)
         except RemoteError as exc:
             raise UsageFailure(exc.diagnostics()) from exc
         if spec is None:
