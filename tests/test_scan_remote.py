@@ -85,3 +85,47 @@ def test_scan_a_pinned_release_from_pypi() -> None:
     result = json.loads(res.stdout)["results"][0]
     assert result["target"] == "six==1.16.0 (six-1.16.0.tar.gz)"
     assert result["verdict"] == "clean"
+
+
+def test_requirements_file_pins_hashes_includes_markers_and_ranges(
+    tmp_path: Path,
+    index: FakeIndex,  # noqa: F811
+    cache: Path,  # noqa: F811
+) -> None:
+    import hashlib
+
+    drop = index.add("zzdrop", "1.0", "zzdrop-1.0.tar.gz", body=DROPPER)
+    clean = realistic_clean_sdist()
+    index.add("zzclean", "1.0", "zzclean-1.0.tar.gz", body=clean)
+    index.add("zzclean", "2.0", "zzclean-2.0.tar.gz", body=clean)
+    (tmp_path / "more.txt").write_text("zzclean[extra]  # latest release\n")
+    (tmp_path / "requirements.txt").write_text(
+        "# a comment\n"
+        f"zzdrop==1.0 --hash=sha256:{hashlib.sha256(drop).hexdigest()}\n"
+        "zzclean==1.0 \\\n    --hash=sha256:" + "0" * 64 + "\n"  # hash the index does not have
+        "-r more.txt\n"
+        'zzwin==1.0; sys_platform == "win-never"\n'
+        "zzrange>=1.0\n"
+        "--index-url https://example.invalid/simple\n"
+    )
+    res = CliRunner().invoke(
+        cli,
+        [
+            "scan",
+            "--index-url",
+            index.index_url,
+            "-f",
+            "json",
+            "-r",
+            str(tmp_path / "requirements.txt"),
+        ],
+    )
+    results = {r["target"]: r for r in json.loads(res.stdout)["results"]}
+    assert results["zzdrop==1.0 (zzdrop-1.0.tar.gz)"]["verdict"] == "malicious"
+    assert results["zzclean==2.0 (zzclean-2.0.tar.gz)"]["verdict"] == "clean"  # via -r
+    errors = [r["error"] for r in results.values() if r["error"]]
+    assert any("matches a --hash" in e for e in errors)
+    assert any("no resolver" in e for e in errors)
+    assert not any("zzwin" in t for t in results)  # marker false here: skipped, not fetched
+    assert "skipped" in res.stderr and "--index-url" in res.stderr
+    assert res.exit_code == 2  # entries with errors

@@ -28,6 +28,7 @@ class RemoteError(PkgvetError):
 class Spec:
     name: str
     version: str | None  # None: the latest release
+    hashes: frozenset[str] = frozenset()  # allowed sha256 digests (requirements --hash)
 
     def __str__(self) -> str:
         return f"{self.name}=={self.version}" if self.version else self.name
@@ -57,6 +58,13 @@ def _pick(spec: Spec, version: str, files: tuple[DistFile, ...], dist: str) -> l
     if not live:
         why = "yanked" if files else "has no files"
         raise RemoteError(f"{spec.name}=={version} {why}: nothing to scan")
+    if spec.hashes:  # the requirements file pins files: only those may be fetched
+        live = [f for f in live if f.sha256.lower() in spec.hashes]
+        if not live:
+            raise RemoteError(
+                f"{spec.name}=={version}: no file on the index matches a --hash of the "
+                "requirements file"
+            )
     if dist == "best":
         return [choose_file(spec.name, tuple(live), DEFAULT_MAX_BYTES)]
     kinds = {"sdist": ("sdist",), "wheel": ("bdist_wheel",), "all": ("sdist", "bdist_wheel")}

@@ -6,6 +6,7 @@ import dataclasses
 import sys
 from collections.abc import Iterator
 from contextlib import ExitStack
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
@@ -38,7 +39,7 @@ def _split(values: tuple[str, ...]) -> frozenset[str]:
 
 
 @click.command("scan")
-@click.argument("targets", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.argument("targets", nargs=-1, type=click.Path(path_type=Path))
 @click.option(
     "-f",
     "--format",
@@ -95,6 +96,15 @@ def _split(values: tuple[str, ...]) -> frozenset[str]:
     help="Seconds allowed per package before it is reported as an error.",
 )
 @click.option(
+    "-r",
+    "--requirement",
+    "requirements",
+    multiple=True,
+    type=click.Path(dir_okay=False, exists=True, path_type=Path),
+    help="Scan the packages a pip requirements file names (pins, --hash, -r includes, "
+    "extras, markers; repeatable). Ranges are errors: pkgvet runs no resolver.",
+)
+@click.option(
     "--index-url",
     metavar="URL",
     help="Index for targets given as NAME or NAME==VERSION (default: $PIP_INDEX_URL, "
@@ -137,6 +147,7 @@ def scan_command(
     ignore: tuple[str, ...],
     password: str,
     time_budget: float,
+    requirements: tuple[Path, ...],
     index_url: str | None,
     dist: str,
     use_model: bool,
@@ -162,7 +173,9 @@ def scan_command(
         model_sha256=model_sha256,
     )
     config = _check_model(config)
-    paths = _jobs(targets)
+    if not targets and not requirements:
+        raise UsageFailure("give TARGETS to scan, or -r REQUIREMENTS")
+    paths = _jobs(targets) + _requirement_jobs(requirements)
     if not paths:
         raise UsageFailure("no packages found in the given targets")
     name = fmt if fmt != "auto" else ("text" if len(paths) == 1 else "summary")
@@ -197,7 +210,15 @@ def _check_model(config: ScanConfig) -> ScanConfig:
     return config
 
 
-Job = Path | Spec  # a local target, or a package to fetch by name
+@dataclass(frozen=True, slots=True)
+class Invalid:
+    """An entry that cannot be scanned (a range, a URL, a bad line): an error result."""
+
+    target: str
+    error: str
+
+
+Job = Path | Spec | Invalid  # a local target, a package to fetch by name, or a bad entry
 
 
 def _jobs(targets: tuple[Path, ...]) -> list[Job]:
@@ -220,6 +241,25 @@ def _jobs(targets: tuple[Path, ...]) -> list[Job]:
         if spec is None:
             raise UsageFailure(f"{t}: no such file or directory, and not a NAME==VERSION")
         jobs.append(spec)
+    return jobs
+
+
+def _requirement_jobs(files: tuple[Path, ...]) -> list[Job]:
+    from pkgvet.requirements import RequirementsError, parse_file
+
+    jobs: list[Job] = []
+    for f in files:
+        try:
+            parsed = parse_file(f)
+        except RequirementsError as exc:
+            raise UsageFailure(exc.diagnostics()) from exc
+        for line in parsed.skipped:
+            click.echo(f"skipped {line}", err=True)
+        for e in parsed.entries:
+            if e.problem is not None or e.name is None:
+                jobs.append(Invalid(f"{e.text} ({e.origin})", e.problem or "not a requirement"))
+            else:
+                jobs.append(Spec(e.name, e.version, e.hashes))
     return jobs
 
 
@@ -251,7 +291,11 @@ class _Remote:
 
 
 def _scan_job(job: Job, config: ScanConfig, remote: _Remote) -> Iterator[ScanResult]:
-    if isinstance(job, Spec):
+    if isinstance(job, Invalid):
+        result = ScanResult(target=job.target, kind="remote", error=job.error)
+        apply_verdict(result)
+        yield result
+    elif isinstance(job, Spec):
         yield from remote.scan(job, config)
     else:
         yield scan_target(job, config)
