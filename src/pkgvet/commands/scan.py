@@ -46,7 +46,7 @@ def _split(values: tuple[str, ...]) -> frozenset[str]:
     "fmt",
     default="auto",
     show_default=True,
-    type=click.Choice(["auto", "text", "summary", "json", "jsonl"]),
+    type=click.Choice(["auto", "text", "summary", "json", "jsonl", "markdown"]),
     help="Report format; auto is text for one package, summary for many.",
 )
 @click.option(

@@ -28,7 +28,7 @@ def register(cls: type[Format]) -> type[Format]:
 
 
 def get_format(name: str) -> Format:
-    from pkgvet.report import json_format, text  # noqa: F401  (registers the built-ins)
+    from pkgvet.report import json_format, markdown, text  # noqa: F401  (registers built-ins)
 
     try:
         return FORMATS[name]()
