@@ -181,19 +181,19 @@ def scan_target(path: Path, config: ScanConfig | None = None) -> ScanResult:
         return _analyse(archive, ScanResult(target=target, kind="file"), config, start)
     except (PkgvetError, OSError) as exc:
         msg = exc.diagnostics() if isinstance(exc, PkgvetError) else f"cannot read: {exc}"
-        result = ScanResult(target=target, kind=kind_of(path.name), error=msg)
-        apply_verdict(result)
-        result.duration_s = time.monotonic() - start
-        return result
+        return error_result(target, kind_of(path.name), msg, start)
     except Exception as exc:  # a bug in pkgvet must cost one package, never the batch
-        result = ScanResult(
-            target=target,
-            kind=kind_of(path.name),
-            error=f"internal error, please report: {type(exc).__name__}: {exc}",
-        )
-        apply_verdict(result)
+        msg = f"internal error, please report: {type(exc).__name__}: {exc}"
+        return error_result(target, kind_of(path.name), msg, start)
+
+
+def error_result(target: str, kind: str, error: str, start: float | None = None) -> ScanResult:
+    """The result of a package that could not be scanned (verdict ``error``)."""
+    result = ScanResult(target=target, kind=kind, error=error)
+    apply_verdict(result)
+    if start is not None:
         result.duration_s = time.monotonic() - start
-        return result
+    return result
 
 
 def _sniff_archive(path: Path) -> bool:

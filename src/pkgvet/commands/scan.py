@@ -16,10 +16,9 @@ from pkgvet.archive import is_archive_name
 from pkgvet.config import Limits, ScanConfig
 from pkgvet.errors import PkgvetError, SourceError
 from pkgvet.models import ScanResult, Severity, Verdict
-from pkgvet.pipeline import iter_targets, scan_target
+from pkgvet.pipeline import error_result, iter_targets, scan_target
 from pkgvet.remote import RemoteError, Spec, parse_spec
 from pkgvet.report.base import get_format
-from pkgvet.scoring import apply_verdict
 
 if TYPE_CHECKING:
     from pkgvet.collect.index import IndexClient
@@ -280,9 +279,7 @@ class _Remote:
                 self.client = IndexClient(self.index_url)
             fetched = fetch(spec, self.client, self.dist)
         except PkgvetError as exc:  # this entry fails; the others are still scanned
-            result = ScanResult(target=str(spec), kind="remote", error=exc.diagnostics())
-            apply_verdict(result)
-            yield result
+            yield error_result(str(spec), "remote", exc.diagnostics())
             return
         for label, path in fetched:
             result = scan_target(path, config)
@@ -292,9 +289,7 @@ class _Remote:
 
 def _scan_job(job: Job, config: ScanConfig, remote: _Remote) -> Iterator[ScanResult]:
     if isinstance(job, Invalid):
-        result = ScanResult(target=job.target, kind="remote", error=job.error)
-        apply_verdict(result)
-        yield result
+        yield error_result(job.target, "remote", job.error)
     elif isinstance(job, Spec):
         yield from remote.scan(job, config)
     else:

@@ -33,6 +33,7 @@ from pkgvet.ml.dataset import UNKNOWN_DATE
 from pkgvet.ml.train import (
     FEATURE_GROUPS,
     LEARNERS,
+    MALICIOUS_FPR,
     Data,
     Stack,
     fit_stack,
@@ -162,7 +163,7 @@ def _operating(stack: Stack, test: Data, learner: str | None = None) -> dict[str
         t = stack.thresholds["malicious"]
     else:
         p_train, p_test = stack.oof_base[learner], stack.base_proba(test)[learner]
-        t = threshold_for_fpr(p_train, stack.train_y, 0.0025, floor=0.5)
+        t = threshold_for_fpr(p_train, stack.train_y, MALICIOUS_FPR, floor=0.5)
     flagged = p_test >= t
     m = metrics(test.y, flagged)
     m["threshold"] = round(float(t), 6)

@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 
 from pkgvet.analysis.apis import Cap
-from pkgvet.analysis.context import _ENCODED_RE, FileContext, PackageContext
+from pkgvet.analysis.context import _ENCODED_RE, PackageContext
 from pkgvet.models import Finding, Severity, Trigger
 from pkgvet.scoring import rule_score
 
@@ -372,14 +372,16 @@ def _code_features(pkg: PackageContext, d: dict[str, float], tokens: dict[int, s
                 add(f"call:{'.'.join(c.qualname.split('.')[-3:])}")
         if fc.depth:
             add(f"depth:{trig.value}")
-        _string_features(fc, add, entropies, urls)
         for s, _line in fc.strings:
             s_count += 1
             n = len(s)
             s_max = max(s_max, n)
             if n >= 100 and _ENCODED_RE.fullmatch(s):
                 s_encoded += 1
+            if n >= 20 and len(entropies) < _MAX_ENTROPY_STRINGS:
+                entropies.append(_entropy(s[:4096]))
         blob = fc.string_blob_lower[:_MAX_WORD_CHARS]
+        _text_tokens(blob, add, urls)
         s_ips += len({ip for ip in _IP_RE.findall(blob) if not ip.startswith(("0.", "127."))})
         s_webhooks += len(_WEBHOOK_RE.findall(blob))
     for t in _TRIGGERS:
@@ -424,20 +426,13 @@ def _code_features(pkg: PackageContext, d: dict[str, float], tokens: dict[int, s
     d["s_mean_entropy"] = round(sum(entropies) / len(entropies), 6) if entropies else 0.0
 
 
-def _string_features(
-    fc: FileContext, add: Callable[[str], None], entropies: list[float], urls: set[str]
-) -> None:
-    blob = fc.string_blob_lower[:_MAX_WORD_CHARS]
+def _text_tokens(blob: str, add: Callable[[str], None], urls: set[str]) -> None:
+    """Words and URLs of a file's string literals (``blob``: lower-cased, capped)."""
     for w in dict.fromkeys(_WORD_RE.findall(blob)):  # first-seen order: deterministic
         add(f"w:{w}")
     for u in _URL_RE.findall(blob):
         if len(urls) < 1000:
             urls.add(u)
-    for s, _line in fc.strings:
-        if len(entropies) >= _MAX_ENTROPY_STRINGS:
-            break
-        if len(s) >= 20:
-            entropies.append(_entropy(s[:4096]))
 
 
 def _rule_features(findings: list[Finding], d: dict[str, float]) -> None:
