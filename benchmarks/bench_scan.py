@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import ast
+import contextlib
 import io
 import multiprocessing as mp
 import resource
@@ -50,10 +51,8 @@ def _floor_one(path: Path) -> None:
             pass
     for name, blob in files:
         if name.endswith(".py"):
-            try:
+            with contextlib.suppress(SyntaxError, ValueError, RecursionError, MemoryError):
                 ast.parse(blob)
-            except (SyntaxError, ValueError, RecursionError, MemoryError):
-                pass
 
 
 def _phase(name: str, paths: list[str], queue: Any) -> None:
