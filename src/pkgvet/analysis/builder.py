@@ -15,6 +15,7 @@ from pkgvet.analysis.context import (
     PackageContext,
     _decode_source,
 )
+from pkgvet.analysis.reach import imported_modules, module_name
 from pkgvet.archive import Archive, Member
 from pkgvet.config import Limits
 from pkgvet.errors import ScanBudgetExceeded
@@ -77,6 +78,7 @@ def build_context(archive: Archive, limits: Limits, deadline: float) -> PackageC
         _mark_install_time_modules(ctx, setup)
         _read_setup(ctx, setup)
     ctx.info = _read_metadata(ctx)
+    _mark_reached(ctx)
     return ctx
 
 
@@ -111,6 +113,59 @@ def _mark_install_time_modules(ctx: PackageContext, setup: FileContext) -> None:
             and (fc.rel.count("/") == 0 or fc.rel == f"{top}/__init__.py")
         ):
             fc.trigger = Trigger.INSTALL
+
+
+def _import_roots(ctx: PackageContext) -> list[FileContext]:
+    """Modules that run when the project is imported: top-level packages, and top-level
+    single-file modules (``py_modules``, the project's own name, or any in a wheel)."""
+    name = (ctx.info.name or "").lower().replace("-", "_").replace(".", "_")
+    py_modules = ctx.setup_kwargs.get("py_modules")
+    listed = (
+        {e.value for e in py_modules.elts if isinstance(e, ast.Constant)}
+        if isinstance(py_modules, ast.List | ast.Tuple)
+        else set()
+    )
+    wheel = ctx.archive.kind == "wheel"
+    roots = []
+    for fc in ctx.files:
+        if fc.trigger is Trigger.IMPORT:
+            roots.append(fc)
+        elif fc.trigger is Trigger.RUNTIME and fc.rel.endswith(".py") and "/" not in fc.rel:
+            stem = fc.rel[:-3]
+            if wheel or stem in listed or stem.lower() == name:
+                fc.reached = fc.reached or Trigger.IMPORT
+                roots.append(fc)
+    return roots
+
+
+def _mark_reached(ctx: PackageContext) -> None:
+    """Modules imported at load time by install-time code run at install time; those imported
+    by import-time code run on import (transitively; see :mod:`pkgvet.analysis.reach`)."""
+    modules: dict[str, FileContext] = {}
+    for fc in ctx.files:
+        mod = module_name(fc.rel)
+        if mod is not None and not fc.rel.startswith(_NOT_PACKAGES):
+            modules.setdefault(mod, fc)
+    installs = [fc for fc in ctx.files if fc.trigger is Trigger.INSTALL]
+    for start, trigger in ((installs, Trigger.INSTALL), (_import_roots(ctx), Trigger.IMPORT)):
+        seen = {id(fc) for fc in start}
+        todo = list(start)
+        while todo:
+            fc = todo.pop()
+            mod = module_name(fc.rel) or ""
+            package = fc.rel.endswith("__init__.py")
+            whole = fc.trigger is Trigger.INSTALL and fc.reached is None
+            for site in fc.import_sites:
+                if not (whole or fc.runs_on_load(site[0])):
+                    continue
+                for target in imported_modules(mod, package, site):
+                    dep = modules.get(target)
+                    if dep is None or id(dep) in seen:
+                        continue
+                    seen.add(id(dep))
+                    todo.append(dep)
+                    if dep.trigger is Trigger.RUNTIME and dep.reached is None:
+                        dep.reached = trigger
 
 
 def _read_setup(ctx: PackageContext, setup: FileContext) -> None:

