@@ -98,6 +98,14 @@ class Finding:
 
 
 @dataclass(frozen=True, slots=True)
+class Suppressed:
+    """A finding a suppression entry accepted (or of an allowlisted package), with its reason."""
+
+    finding: Finding
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
 class Skip:
     """Part of a package that was not analysed, with the reason (skips are data, not errors)."""
 
@@ -139,6 +147,8 @@ class ScanResult:
     duration_s: float = 0.0
     model_probability: float | None = None  # the trained detector's calibrated probability
     model_version: str | None = None  # sha256 prefix of the model file that scored it
+    suppressed: list[Suppressed] = field(default_factory=list)  # by pkgvet.suppress
+    allowlisted: str | None = None  # the reason, when a suppression entry allowlists the package
     # Training only (``ScanConfig.keep_features``), never serialised:
     features: Any = None  # pkgvet.ml.features.Features
     fingerprint: tuple[int, ...] | None = None  # MinHash of the code lines (campaign grouping)

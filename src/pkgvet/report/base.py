@@ -28,7 +28,7 @@ def register(cls: type[Format]) -> type[Format]:
 
 
 def get_format(name: str) -> Format:
-    from pkgvet.report import json_format, markdown, text  # noqa: F401  (registers built-ins)
+    from pkgvet.report import json_format, markdown, sarif, text  # noqa: F401  (they register)
 
     try:
         return FORMATS[name]()

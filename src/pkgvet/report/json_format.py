@@ -11,11 +11,21 @@ from dataclasses import asdict
 from typing import Any, TextIO
 
 from pkgvet import __version__
-from pkgvet.models import ScanResult
+from pkgvet.models import Finding, ScanResult
 from pkgvet.report.base import register
 
 SCHEMA = "https://pkgvet.invalid/schema/scan/1"
 SCHEMA_VERSION = 1
+
+
+def _finding(f: Finding) -> dict[str, Any]:
+    return {
+        **asdict(f),
+        "severity": f.severity.value,
+        "confidence": f.confidence.value,
+        "category": f.category.value,
+        "trigger": f.trigger.value,
+    }
 
 
 def result_to_dict(r: ScanResult) -> dict[str, Any]:
@@ -43,6 +53,8 @@ def result_to_dict(r: ScanResult) -> dict[str, Any]:
             }
             for f in r.findings
         ],
+        "suppressed": [{**_finding(s.finding), "reason": s.reason} for s in r.suppressed],
+        "allowlisted": r.allowlisted,
         "skips": [asdict(s) for s in r.skips],
         "error": r.error,
         "stats": r.stats,

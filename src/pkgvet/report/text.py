@@ -71,6 +71,11 @@ def render_result(r: ScanResult, console: Console) -> None:
     ]
     if r.error:
         lines.append(Text(f"error: {safe(r.error)}", style="magenta"))
+    if r.allowlisted:
+        lines.append(Text(f"allowlisted: {safe(r.allowlisted)}", style="green"))
+    if r.suppressed:
+        n = len(r.suppressed)
+        lines.append(Text(f"{n} finding{'s' * (n != 1)} suppressed (listed in -f json/sarif)"))
     if r.findings:
         lines.append(
             Text(
