@@ -13,11 +13,12 @@ import gzip
 import io
 import lzma
 import os
+import posixpath
 import stat
 import tarfile
 import zipfile
 import zlib
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import IO
@@ -489,6 +490,74 @@ def read_directory(root: Path, limits: Limits) -> Archive:
             budget.add_bytes(len(payload))
             archive.members.append(Member(path=_display(rel), data=payload))
     _assign_rel_paths(archive, "")
+    return archive
+
+
+MISSING = "not read: listed but not installed (missing)"
+
+
+def read_listed(
+    base: Path, names: Iterable[str], root: Path, limits: Limits, *, kind: str, filename: str
+) -> Archive:
+    """Read the files an installed distribution's RECORD lists (``names``, relative to
+    ``base`` or absolute) as one package, never following symbolic links.
+
+    Only files inside ``root`` (the environment's prefix) are read: a name that escapes it, or
+    reaches outside through a linked directory, is an anomaly and is not opened. Missing files
+    and non-regular files are skips; the member count and size limits apply as to an archive.
+    Members keep the name as listed, so ``pkg/__init__.py`` has the layout of a wheel."""
+    archive = Archive(kind=kind, filename=filename)
+    budget = _Budget(limits)
+    top = os.path.normpath(os.path.abspath(root))
+    real_top = os.path.realpath(top)
+    seen: set[str] = set()
+    for name in names:
+        shown = _display(posixpath.normpath(name.replace("\\", "/")))
+        path = os.path.normpath(os.path.join(os.path.abspath(base), name))
+        if path in seen:
+            continue
+        seen.add(path)
+        if os.path.commonpath([top, path]) != top:
+            archive.anomalies.append(Skip(shown, "listed file lies outside the environment"))
+            archive.skips.append(Skip(shown, "not read: outside the environment"))
+            continue
+        try:
+            st = os.lstat(path)
+        except FileNotFoundError:
+            archive.skips.append(Skip(shown, MISSING))
+            continue
+        except OSError as exc:
+            archive.skips.append(Skip(shown, f"not read: {exc.strerror or exc}"))
+            continue
+        if stat.S_ISLNK(st.st_mode):
+            archive.anomalies.append(Skip(shown, "symbolic link"))
+            archive.skips.append(Skip(shown, "not followed: symbolic link"))
+            continue
+        if not stat.S_ISREG(st.st_mode):
+            archive.skips.append(Skip(shown, "not read: not a regular file"))
+            continue
+        if os.path.commonpath([real_top, os.path.realpath(path)]) != real_top:
+            archive.anomalies.append(Skip(shown, "listed file resolves outside the environment"))
+            archive.skips.append(Skip(shown, "not read: outside the environment"))
+            continue
+        budget.add_member()
+        if st.st_size > limits.max_member_bytes:
+            archive.skips.append(
+                Skip(shown, f"not read: {st.st_size} bytes, over the member limit")
+            )
+            continue
+        try:
+            fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
+            with os.fdopen(fd, "rb") as fh:
+                payload = fh.read(limits.max_member_bytes + 1)
+        except OSError as exc:
+            archive.skips.append(Skip(shown, f"not read: {exc.strerror or exc}"))
+            continue
+        if len(payload) > limits.max_member_bytes:
+            archive.skips.append(Skip(shown, "not read: grew over the member limit"))
+            continue
+        budget.add_bytes(len(payload))
+        archive.members.append(Member(path=shown, data=payload, rel=shown))
     return archive
 
 

@@ -187,6 +187,27 @@ def scan_target(path: Path, config: ScanConfig | None = None) -> ScanResult:
         return error_result(target, kind_of(path.name), msg, start)
 
 
+def scan_archive(
+    archive: Archive, target: str, config: ScanConfig | None = None, kind: str | None = None
+) -> ScanResult:
+    """Scan files already read into an :class:`Archive` (an installed distribution); the
+    result's ``kind`` is ``kind`` when given, else the archive's."""
+    config = config or ScanConfig()
+    start = time.monotonic()
+    shown = kind or archive.kind
+    try:
+        result = _analyse(
+            archive, ScanResult(target=target, kind=shown, size=archive.total_bytes), config, start
+        )
+    except PkgvetError as exc:
+        return error_result(target, shown, exc.diagnostics(), start)
+    except Exception as exc:  # a bug in pkgvet must cost one package, never the batch
+        msg = f"internal error, please report: {type(exc).__name__}: {exc}"
+        return error_result(target, shown, msg, start)
+    result.kind = shown
+    return result
+
+
 def error_result(target: str, kind: str, error: str, start: float | None = None) -> ScanResult:
     """The result of a package that could not be scanned (verdict ``error``)."""
     result = ScanResult(target=target, kind=kind, error=error)
