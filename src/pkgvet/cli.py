@@ -20,6 +20,8 @@ _COMMANDS = {
     "collect": ("pkgvet.collect.cli", "collect_command"),
     "train": ("pkgvet.commands.train", "train_command"),
     "evaluate": ("pkgvet.commands.train", "evaluate_command"),
+    "diff": ("pkgvet.commands.diff", "diff_command"),
+    "known": ("pkgvet.commands.known", "known_command"),
 }
 
 

@@ -15,7 +15,9 @@ from packaging.requirements import InvalidRequirement, Requirement
 from pkgvet.errors import PkgvetError
 
 if TYPE_CHECKING:  # the collector (httpx) is imported only when something is fetched
-    from pkgvet.collect.index import DistFile, IndexClient
+    from pkgvet.collect.index import DistFile, IndexClient, Project
+    from pkgvet.config import ScanConfig
+    from pkgvet.models import ScanResult
 
 DISTS = ("best", "sdist", "wheel", "all")
 
@@ -91,3 +93,73 @@ def fetch(spec: Spec, client: IndexClient, dist: str = "best") -> list[tuple[str
         return out
     except CollectError as exc:
         raise RemoteError(exc.diagnostics()) from exc
+
+
+def previous_version(project: Project, version: str) -> str | None:
+    """The release just before ``version`` in :class:`packaging.version.Version` order, among
+    releases with a non-yanked sdist or wheel (pre-releases included: they were uploads too);
+    None when there is none or ``version`` does not parse."""
+    from packaging.version import InvalidVersion, Version
+
+    try:
+        current = Version(version)
+    except InvalidVersion:
+        return None
+    best: tuple[Version, str] | None = None
+    for text, files in project.releases.items():
+        if not any(not f.yanked and f.packagetype in ("sdist", "bdist_wheel") for f in files):
+            continue
+        try:
+            v = Version(text)
+        except InvalidVersion:
+            continue
+        if v < current and (best is None or v > best[0]):
+            best = (v, text)
+    return best[1] if best else None
+
+
+def fetch_previous(
+    spec: Spec, filename: str, client: IndexClient
+) -> tuple[str, Path] | None:
+    """Download the file of the release before ``spec`` (its version, else the latest) that
+    matches ``filename``'s kind (sdist for sdist, wheel for wheel, else the best file); None when
+    there is no previous release. Failures raise :class:`RemoteError`."""
+    from pkgvet.collect.index import DEFAULT_MAX_BYTES, CollectError, cache_dir, choose_version
+
+    try:
+        project = client.project(spec.name)
+        version = spec.version or choose_version(project, "latest", random.Random(0))
+        prev = previous_version(project, version)
+        if prev is None:
+            return None
+        live = tuple(f for f in project.releases[prev] if not f.yanked)
+        kind = "bdist_wheel" if filename.lower().endswith(".whl") else "sdist"
+        same = tuple(f for f in live if f.packagetype == kind) or live
+        from pkgvet.collect.index import choose_file
+
+        chosen = choose_file(spec.name, same, DEFAULT_MAX_BYTES)
+        path, _cached = client.download(spec.name, chosen, cache_dir(), DEFAULT_MAX_BYTES)
+        return f"{spec.name}=={prev} ({chosen.filename})", path
+    except CollectError as exc:
+        raise RemoteError(exc.diagnostics()) from exc
+
+
+def compare_with_previous(
+    result: ScanResult, spec: Spec, path: Path, client: IndexClient, config: ScanConfig
+) -> None:
+    """``scan --compare-previous``: add the diff findings of the scanned file against the
+    previous release to ``result`` (see :func:`pkgvet.diff.attach_diff`). No previous release,
+    or one that cannot be fetched, is a note (a skip), not an error."""
+    from pkgvet.diff import attach_diff
+    from pkgvet.models import Skip
+
+    try:
+        previous = fetch_previous(spec, path.name, client)
+    except RemoteError as exc:
+        result.skips.append(Skip("*", f"previous release not compared: {exc.diagnostics()}"))
+        return
+    if previous is None:
+        result.skips.append(Skip("*", f"no previous release of {spec.name} to compare with"))
+        return
+    label, old_path = previous
+    attach_diff(result, old_path, path, config, f"{label} → {result.target}")

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+from typing import Any
+
 import click
 from rich.console import Console
 from rich.markdown import Markdown
@@ -13,8 +16,13 @@ from pkgvet.rules.registry import load_rules
 @click.command("rules")
 @click.argument("rule_id", required=False)
 def rules_command(rule_id: str | None) -> None:
-    """List every rule, or show the documentation of RULE_ID."""
-    rules = load_rules()
+    """List every rule, or show the documentation of RULE_ID (PV000 is the known-malicious
+    lookup, PD... the release-diff checks of 'pkgvet diff')."""
+    from pkgvet.diff import DIFF_REGISTRY
+    from pkgvet.known import known_rule_meta
+
+    rules: dict[str, Any] = {**load_rules(), **DIFF_REGISTRY}
+    rules["PV000"] = SimpleNamespace(meta=known_rule_meta())
     console = Console()
     if rule_id:
         rule = rules.get(rule_id.upper())

@@ -8,22 +8,29 @@ from collections.abc import Iterator
 from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, TextIO
+from typing import TYPE_CHECKING, TextIO, TypeVar
 
 import click
+from click.core import ParameterSource
 
 from pkgvet.archive import is_archive_name
 from pkgvet.config import Limits, ScanConfig
+from pkgvet.environment import Installed, PthFile, environment_jobs, scan_installed
 from pkgvet.errors import PkgvetError, SourceError
+from pkgvet.known import scan_with_known
 from pkgvet.models import ScanResult, Severity, Verdict
-from pkgvet.pipeline import error_result, iter_targets, scan_target
+from pkgvet.pipeline import error_result, iter_targets
 from pkgvet.remote import RemoteError, Spec, parse_spec
 from pkgvet.report.base import get_format
+from pkgvet.settings import Settings, SettingsError, default_config, load_config, load_suppressions
+from pkgvet.suppress import apply_suppressions
 
 if TYPE_CHECKING:
     from pkgvet.collect.index import IndexClient
+    from pkgvet.known import KnownStore
 
 _SEVERITIES = [s.value for s in Severity]
+_T = TypeVar("_T")
 
 
 class UsageFailure(click.ClickException):
@@ -45,7 +52,7 @@ def _split(values: tuple[str, ...]) -> frozenset[str]:
     "fmt",
     default="auto",
     show_default=True,
-    type=click.Choice(["auto", "text", "summary", "json", "jsonl", "markdown"]),
+    type=click.Choice(["auto", "text", "summary", "json", "jsonl", "markdown", "sarif"]),
     help="Report format; auto is text for one package, summary for many.",
 )
 @click.option(
@@ -100,8 +107,9 @@ def _split(values: tuple[str, ...]) -> frozenset[str]:
     "requirements",
     multiple=True,
     type=click.Path(dir_okay=False, exists=True, path_type=Path),
-    help="Scan the packages a pip requirements file names (pins, --hash, -r includes, "
-    "extras, markers; repeatable). Ranges are errors: pkgvet runs no resolver.",
+    help="Scan the packages a requirements file, lock file (pylock.toml, poetry.lock, "
+    "uv.lock: only the locked files' sha256) or pyproject.toml names (pins, --hash, -r "
+    "includes, extras, markers; repeatable). Ranges are errors: pkgvet runs no resolver.",
 )
 @click.option(
     "--index-url",
@@ -136,6 +144,53 @@ def _split(values: tuple[str, ...]) -> frozenset[str]:
     help="Progress bar on standard error (default: when it is a terminal and "
     "several packages are scanned).",
 )
+@click.option(
+    "--env",
+    "env",
+    is_flag=False,
+    flag_value="",
+    default=None,
+    metavar="[PATH]",
+    help="Scan an installed environment: every *.dist-info's RECORD files and every .pth "
+    "file, read as bytes (nothing is imported). PATH is a virtualenv or a site-packages "
+    "directory; without PATH, the running interpreter's.",
+)
+@click.option(
+    "--known/--no-known",
+    "use_known",
+    default=True,
+    show_default=True,
+    help="Look every package up in the known-malicious store (OSV MAL- advisories imported "
+    "with 'pkgvet known import') before analysing it: a match is PV000, critical. Costs "
+    "nothing when there is no store.",
+)
+@click.option(
+    "--known-store",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="The known-malicious store (default: $PKGVET_CACHE_DIR/known.sqlite).",
+)
+@click.option(
+    "--compare-previous",
+    is_flag=True,
+    help="For packages fetched by NAME or NAME==VERSION, also fetch the previous release and "
+    "add what changed (install hooks, capabilities, payloads, metadata; PD rules).",
+)
+@click.option(
+    "--config",
+    "config_file",
+    type=click.Path(dir_okay=False, exists=True, path_type=Path),
+    help="Read options and suppressions from this pyproject.toml ([tool.pkgvet]) or "
+    "standalone pkgvet.toml (default: [tool.pkgvet] of ./pyproject.toml, if any). Options "
+    "given on the command line win.",
+)
+@click.option("--no-config", is_flag=True, help="Ignore ./pyproject.toml's [tool.pkgvet].")
+@click.option(
+    "--suppressions",
+    multiple=True,
+    type=click.Path(dir_okay=False, exists=True, path_type=Path),
+    help="A TOML file of [[suppress]] entries (package, version, rule, path, reason): "
+    "accepted findings and allowlisted packages (repeatable; see docs/ci.md).",
+)
 def scan_command(
     targets: tuple[Path, ...],
     fmt: str,
@@ -153,6 +208,13 @@ def scan_command(
     model_file: Path | None,
     model_sha256: str | None,
     progress: bool | None,
+    env: str | None,
+    use_known: bool,
+    known_store: Path | None,
+    compare_previous: bool,
+    config_file: Path | None,
+    no_config: bool,
+    suppressions: tuple[Path, ...],
 ) -> None:
     """Scan package archives, unpacked packages, or trees of many packages.
 
@@ -161,6 +223,17 @@ def scan_command(
     pypi-malregistry dataset): one result per package. A target that is not a path but a
     NAME or NAME==VERSION is fetched from the index (sha256-verified, cached) and scanned.
     """
+    settings = _settings(config_file, no_config, suppressions)
+    ctx, o = click.get_current_context(), settings.options
+    fmt = _pick(ctx, "fmt", fmt, o.format)
+    fail_on = _pick(ctx, "fail_on", fail_on, o.fail_on)
+    min_severity = _pick(ctx, "min_severity", min_severity, o.min_severity)
+    select = _pick(ctx, "select", select, o.select)
+    ignore = _pick(ctx, "ignore", ignore, o.ignore)
+    time_budget = _pick(ctx, "time_budget", time_budget, o.time_budget)
+    index_url = _pick(ctx, "index_url", index_url, o.index_url)
+    dist = _pick(ctx, "dist", dist, o.dist)
+    use_model = _pick(ctx, "use_model", use_model, o.model)
     config = ScanConfig(
         limits=Limits(time_budget_s=time_budget),
         select=_split(select),
@@ -172,9 +245,9 @@ def scan_command(
         model_sha256=model_sha256,
     )
     config = _check_model(config)
-    if not targets and not requirements:
-        raise UsageFailure("give TARGETS to scan, or -r REQUIREMENTS")
-    paths = _jobs(targets) + _requirement_jobs(requirements)
+    if not targets and not requirements and env is None:
+        raise UsageFailure("give TARGETS to scan, -r REQUIREMENTS or --env [PATH]")
+    paths = _jobs(targets) + _requirement_jobs(requirements) + _env_jobs(env)
     if not paths:
         raise UsageFailure("no packages found in the given targets")
     name = fmt if fmt != "auto" else ("text" if len(paths) == 1 else "summary")
@@ -185,11 +258,37 @@ def scan_command(
         out: TextIO = (
             stack.enter_context(output.open("w", encoding="utf-8")) if output else sys.stdout
         )
-        for result in _run(paths, config, show_progress, _Remote(index_url, dist)):
+        remote = _Remote(index_url, dist, _known(use_known, known_store), compare_previous)
+        for result in _run(paths, config, show_progress, remote):
+            apply_suppressions(result, settings.suppressions)
             formatter.write_result(result, out)
             results.append(result)
         formatter.finish(results, out)
     sys.exit(exit_code(results, Severity(fail_on)))
+
+
+def _settings(config_file: Path | None, no_config: bool, extra: tuple[Path, ...]) -> Settings:
+    """Options and suppressions of --config (else ./pyproject.toml's [tool.pkgvet], unless
+    --no-config), plus the entries of every --suppressions file."""
+    if config_file is not None and no_config:
+        raise UsageFailure("--config and --no-config exclude each other")
+    try:
+        if config_file is not None:
+            settings = load_config(config_file)
+        else:
+            found = None if no_config else default_config()
+            settings = load_config(found, required=False) if found else Settings()
+        more = tuple(s for f in extra for s in load_suppressions(f))
+    except SettingsError as exc:
+        raise UsageFailure(exc.diagnostics()) from exc
+    return dataclasses.replace(settings, suppressions=settings.suppressions + more)
+
+
+def _pick(ctx: click.Context, name: str, given: _T, configured: _T | None) -> _T:
+    """The command-line value when the option was given there, else the configured one."""
+    source = ctx.get_parameter_source(name)
+    explicit = source not in (None, ParameterSource.DEFAULT, ParameterSource.DEFAULT_MAP)
+    return given if configured is None or explicit else configured
 
 
 def _check_model(config: ScanConfig) -> ScanConfig:
@@ -209,6 +308,22 @@ def _check_model(config: ScanConfig) -> ScanConfig:
     return config
 
 
+def _known(use_known: bool, path: Path | None) -> KnownStore | None:
+    """The known-malicious store, when enabled and present (one stat when absent); a named
+    --known-store that is missing or unreadable is a usage error."""
+    from pkgvet.known import KnownError, open_store_if_present
+
+    if not use_known:
+        return None
+    try:
+        store = open_store_if_present(path)
+    except KnownError as exc:
+        raise UsageFailure(exc.diagnostics()) from exc
+    if store is None and path is not None:
+        raise UsageFailure(f"--known-store {path}: no such store")
+    return store
+
+
 @dataclass(frozen=True, slots=True)
 class Invalid:
     """An entry that cannot be scanned (a range, a URL, a bad line): an error result."""
@@ -217,7 +332,8 @@ class Invalid:
     error: str
 
 
-Job = Path | Spec | Invalid  # a local target, a package to fetch by name, or a bad entry
+# a local target, a name to fetch, a bad entry, an installed distribution or .pth (--env)
+Job = Path | Spec | Invalid | Installed | PthFile
 
 
 def _jobs(targets: tuple[Path, ...]) -> list[Job]:
@@ -243,13 +359,24 @@ def _jobs(targets: tuple[Path, ...]) -> list[Job]:
     return jobs
 
 
+def _env_jobs(env: str | None) -> list[Job]:
+    """The installed distributions and .pth files of ``--env [PATH]``."""
+    if env is None:
+        return []
+    try:
+        return list(environment_jobs(Path(env) if env else None))
+    except SourceError as exc:
+        raise UsageFailure(exc.diagnostics()) from exc
+
+
 def _requirement_jobs(files: tuple[Path, ...]) -> list[Job]:
-    from pkgvet.requirements import RequirementsError, parse_file
+    from pkgvet.lockfiles import parse_any
+    from pkgvet.requirements import RequirementsError
 
     jobs: list[Job] = []
     for f in files:
         try:
-            parsed = parse_file(f)
+            parsed = parse_any(f)
         except RequirementsError as exc:
             raise UsageFailure(exc.diagnostics()) from exc
         for line in parsed.skipped:
@@ -265,10 +392,18 @@ def _requirement_jobs(files: tuple[Path, ...]) -> list[Job]:
 class _Remote:
     """Fetches named packages on first use (one index client for the whole run)."""
 
-    def __init__(self, index_url: str | None, dist: str) -> None:
+    def __init__(
+        self,
+        index_url: str | None,
+        dist: str,
+        known: KnownStore | None = None,
+        compare_previous: bool = False,
+    ) -> None:
         self.index_url = index_url
         self.dist = dist
         self.client: IndexClient | None = None
+        self.known = known  # the known-malicious store, when there is one
+        self.compare_previous = compare_previous
 
     def scan(self, spec: Spec, config: ScanConfig) -> Iterator[ScanResult]:
         from pkgvet.collect.index import IndexClient
@@ -282,8 +417,12 @@ class _Remote:
             yield error_result(str(spec), "remote", exc.diagnostics())
             return
         for label, path in fetched:
-            result = scan_target(path, config)
+            result = scan_with_known(path, config, self.known)
             result.target = label
+            if self.compare_previous and not result.error:
+                from pkgvet.remote import compare_with_previous
+
+                compare_with_previous(result, spec, path, self.client, config)
             yield result
 
 
@@ -292,8 +431,10 @@ def _scan_job(job: Job, config: ScanConfig, remote: _Remote) -> Iterator[ScanRes
         yield error_result(job.target, "remote", job.error)
     elif isinstance(job, Spec):
         yield from remote.scan(job, config)
+    elif isinstance(job, Installed | PthFile):
+        yield scan_installed(job, config)
     else:
-        yield scan_target(job, config)
+        yield scan_with_known(job, config, remote.known)
 
 
 def _run(
@@ -303,6 +444,7 @@ def _run(
         for p in paths:
             yield from _scan_job(p, config, remote)
         return
+    from rich.console import Console
     from rich.progress import (
         BarColumn,
         MofNCompleteColumn,
@@ -318,7 +460,9 @@ def _run(
         TimeRemainingColumn(),
         TextColumn("{task.fields[flagged]} flagged"),
     )
-    with Progress(*columns, transient=True) as bar:
+    # on standard error, never the report's stdout (rich defaults to stdout); on a non-terminal
+    # rich draws nothing until the end, where the transient bar is dropped
+    with Progress(*columns, console=Console(stderr=True), transient=True) as bar:
         task = bar.add_task("scan", total=len(paths), flagged=0)
         flagged = 0
         for p in paths:
