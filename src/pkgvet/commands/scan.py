@@ -112,6 +112,13 @@ def _split(values: tuple[str, ...]) -> frozenset[str]:
     "includes, extras, markers; repeatable). Ranges are errors: pkgvet runs no resolver.",
 )
 @click.option(
+    "--targets-are-requirements",
+    "as_requirements",
+    is_flag=True,
+    help="Read every TARGET as a requirements, lock or pyproject.toml file, as -r does (for "
+    "tools that pass file names, such as pre-commit).",
+)
+@click.option(
     "--index-url",
     metavar="URL",
     help="Index for targets given as NAME or NAME==VERSION (default: $PIP_INDEX_URL, "
@@ -202,6 +209,7 @@ def scan_command(
     password: str,
     time_budget: float,
     requirements: tuple[Path, ...],
+    as_requirements: bool,
     index_url: str | None,
     dist: str,
     use_model: bool,
@@ -245,6 +253,11 @@ def scan_command(
         model_sha256=model_sha256,
     )
     config = _check_model(config)
+    if as_requirements:
+        missing = [str(t) for t in targets if not t.is_file()]
+        if missing:
+            raise UsageFailure(f"{', '.join(missing)}: no such file")
+        targets, requirements = (), requirements + targets
     if not targets and not requirements and env is None:
         raise UsageFailure("give TARGETS to scan, -r REQUIREMENTS or --env [PATH]")
     paths = _jobs(targets) + _requirement_jobs(requirements) + _env_jobs(env)
