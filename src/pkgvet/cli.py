@@ -16,12 +16,15 @@ import click
 
 _COMMANDS = {
     "scan": ("pkgvet.commands.scan", "scan_command"),
+    "batch": ("pkgvet.commands.batch", "batch_command"),
     "rules": ("pkgvet.commands.rules", "rules_command"),
     "collect": ("pkgvet.collect.cli", "collect_command"),
     "train": ("pkgvet.commands.train", "train_command"),
     "evaluate": ("pkgvet.commands.train", "evaluate_command"),
     "diff": ("pkgvet.commands.diff", "diff_command"),
     "known": ("pkgvet.commands.known", "known_command"),
+    "study": ("pkgvet.commands.study", "study_command"),
+    "mirror-audit": ("pkgvet.commands.mirror", "mirror_audit_command"),
 }
 
 
