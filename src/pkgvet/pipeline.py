@@ -13,7 +13,7 @@ import os
 import re
 import stat
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -33,13 +33,23 @@ from pkgvet.rules.registry import select_rules
 from pkgvet.scoring import apply_verdict
 
 if TYPE_CHECKING:
+    from pkgvet.analysis.context import PackageContext
     from pkgvet.ml.model import Model
+
+ContextObserver = Callable[["PackageContext", ScanResult], None]
+"""Called with the parsed package context and its finished result (``pkgvet study`` reads code
+attributes off the context without a second parse)."""
 
 _PACKAGE_MARKERS = ("setup.py", "pyproject.toml", "setup.cfg", "PKG-INFO")
 
 
 def scan_bytes(
-    data: bytes, filename: str, config: ScanConfig | None = None, target: str | None = None
+    data: bytes,
+    filename: str,
+    config: ScanConfig | None = None,
+    target: str | None = None,
+    *,
+    observe: ContextObserver | None = None,
 ) -> ScanResult:
     """Scan one archive given as bytes."""
     config = config or ScanConfig()
@@ -57,10 +67,16 @@ def scan_bytes(
         apply_verdict(result)
         result.duration_s = time.monotonic() - start
         return result
-    return _analyse(archive, result, config, start)
+    return _analyse(archive, result, config, start, observe)
 
 
-def _analyse(archive: Archive, result: ScanResult, config: ScanConfig, start: float) -> ScanResult:
+def _analyse(
+    archive: Archive,
+    result: ScanResult,
+    config: ScanConfig,
+    start: float,
+    observe: ContextObserver | None = None,
+) -> ScanResult:
     result.kind = archive.kind
     deadline = start + config.limits.time_budget_s
     try:
@@ -120,6 +136,8 @@ def _analyse(archive: Archive, result: ScanResult, config: ScanConfig, start: fl
             model_out = model.predict(feats)
     apply_verdict(result, model_out)
     result.duration_s = time.monotonic() - start
+    if observe is not None:
+        observe(pkg, result)
     return result
 
 
@@ -157,7 +175,9 @@ def _cap_in_tests(f: Finding) -> Finding:
     return f
 
 
-def scan_target(path: Path, config: ScanConfig | None = None) -> ScanResult:
+def scan_target(
+    path: Path, config: ScanConfig | None = None, *, observe: ContextObserver | None = None
+) -> ScanResult:
     """Scan one target: an archive file, a lone source file or an unpacked directory."""
     config = config or ScanConfig()
     start = time.monotonic()
@@ -166,7 +186,7 @@ def scan_target(path: Path, config: ScanConfig | None = None) -> ScanResult:
         if path.is_dir():
             archive = read_directory(path, config.limits)
             result = ScanResult(target=target, kind="directory")
-            return _analyse(archive, result, config, start)
+            return _analyse(archive, result, config, start, observe)
         st = path.stat()
         if not stat.S_ISREG(st.st_mode):
             raise SourceError(f"{path}: not a regular file (device, FIFO or socket): not read")
@@ -176,9 +196,13 @@ def scan_target(path: Path, config: ScanConfig | None = None) -> ScanResult:
                 f"{size} bytes, over the {config.limits.max_archive_bytes}-byte archive limit"
             )
         if is_archive_name(path.name) or _sniff_archive(path):
-            return scan_bytes(path.read_bytes(), path.name, config, target=target)
+            return scan_bytes(
+                path.read_bytes(), path.name, config, target=target, observe=observe
+            )
         archive = read_single_file(path, config.limits)
-        return _analyse(archive, ScanResult(target=target, kind="file"), config, start)
+        return _analyse(
+            archive, ScanResult(target=target, kind="file"), config, start, observe
+        )
     except (PkgvetError, OSError) as exc:
         msg = exc.diagnostics() if isinstance(exc, PkgvetError) else f"cannot read: {exc}"
         return error_result(target, kind_of(path.name), msg, start)
