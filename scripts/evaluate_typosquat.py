@@ -31,7 +31,7 @@ from unittest import mock
 from packaging.utils import canonicalize_name
 
 from pkgvet import typosquat
-from pkgvet.typosquat import MIN_LEN, TOP_N, closest_popular, popular_ranks
+from pkgvet.typosquat import MIN_LEN, TOP_N, WIDE_N, closest_popular, popular_ranks
 
 REPO = Path(__file__).resolve().parent.parent
 DEFAULT_PAIRS = REPO / "data" / "typosquats" / "pairs.tsv"
@@ -76,17 +76,23 @@ def _edits(a: str, b: str) -> int:
 
 def miss_reason(name: str, target: str, ranks: dict[str, int]) -> str:
     canon, tgt = canonicalize_name(name), canonicalize_name(target)
-    if ranks.get(tgt, 10**9) > TOP_N:
-        return f"target ranked beyond TOP_N={TOP_N}"
+    if ranks.get(tgt, 10**9) > WIDE_N:
+        return f"target ranked beyond WIDE_N={WIDE_N}"
     if len(canon) < MIN_LEN:
         return f"name shorter than MIN_LEN={MIN_LEN}"
     d = _edits(_flat(name), _flat(target))
     if tgt in canon or _flat(target) in _flat(name):
         return "target plus extra text (not a known affix)"
+    if d == 1 and ranks[tgt] > TOP_N:
+        return f"one edit of a kind not matched for targets ranked beyond TOP_N={TOP_N}"
+    if d == 1 and min(len(canon), len(tgt)) <= typosquat.SHORT:
+        return f"one edit of a kind not matched for names of <= {typosquat.SHORT} characters"
     if d == 2:
         return "two edits"
     if d > 2:
         return "more than two edits"
+    if d == 1 and any(ch.isdigit() for ch in canon + tgt):
+        return "a digit changed, added or removed (not matched: numbered siblings)"
     return "one edit on the flattened name, but not on the canonical one"
 
 
@@ -176,6 +182,28 @@ def false_positives(lo: int, hi: int) -> tuple[list[str], int, int]:
     return out, len(flagged), len(names)
 
 
+def long_tail_names(manifests: list[Path]) -> list[str]:
+    """Distinct unranked names of the long-tail stratum of the pinned benign manifests."""
+    ranks = popular_ranks()
+    names: set[str] = set()
+    for path in manifests:
+        with path.open(encoding="utf-8", newline="") as fh:
+            for row in csv.DictReader(fh, delimiter="\t", quoting=csv.QUOTE_NONE):
+                if row.get("stratum") == "long_tail":
+                    names.add(canonicalize_name(row["name"]))
+    return sorted(n for n in names if n not in ranks)
+
+
+def long_tail_false_positives(manifests: list[Path]) -> list[str]:
+    names = long_tail_names(manifests)
+    flagged = [(n, g) for n in names if (g := closest_popular(n))]
+    out = [f"- Long-tail benign names of the pinned manifests (unranked, as uploaded): "
+           f"**{len(flagged)}/{len(names)} flagged ({_pct(len(flagged), len(names))})**"]
+    if flagged:
+        out.append("  - " + ", ".join(f"`{n}`→`{g}`" for n, g in flagged))
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--pairs", type=Path, default=DEFAULT_PAIRS)
@@ -189,6 +217,8 @@ def main(argv: list[str] | None = None) -> int:
     for lo, hi in ((1, TOP_N), (TOP_N + 1, 2 * TOP_N)):
         fp_lines, _, _ = false_positives(lo, hi)
         lines += fp_lines
+    manifests = sorted((REPO / "data" / "benign").glob("*-manifest.tsv"))
+    lines += long_tail_false_positives(manifests)
     text = "\n".join(lines) + "\n"
     if args.out:
         args.out.write_text(text, encoding="utf-8")
