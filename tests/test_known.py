@@ -334,3 +334,22 @@ def test_corrupt_store_is_a_usage_error(tmp_path: Path) -> None:
     bogus.write_bytes(b"not a database at all" * 10)
     res = CliRunner().invoke(cli, ["scan", "--no-model", "--known-store", str(bogus), str(bogus)])
     assert res.exit_code == 2 and "not a usable" in res.output
+
+
+def test_scan_env_looks_installed_dists_up(tmp_path: Path, store: Path) -> None:
+    site = tmp_path / "venv" / "lib" / "python3.11" / "site-packages"
+    (site / "zz_pin").mkdir(parents=True)
+    (tmp_path / "venv" / "pyvenv.cfg").write_text("home = /usr/bin\n")
+    (site / "zz_pin" / "__init__.py").write_text("X = 1\n")
+    info = site / "zz_pin-1.0.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: zz_pin\nVersion: 1.0\n")
+    (info / "RECORD").write_text(
+        "zz_pin/__init__.py,,\nzz_pin-1.0.dist-info/METADATA,,\nzz_pin-1.0.dist-info/RECORD,,\n"
+    )
+    env = str(tmp_path / "venv")
+    code, results = _scan("--known-store", str(store), "--env", env)
+    (r,) = results
+    assert code == 1 and _pv000(r) and r["verdict"] == "malicious"
+    code, results = _scan("--no-known", "--known-store", str(store), "--env", env)
+    assert code == 0 and not _pv000(results[0])

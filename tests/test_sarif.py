@@ -210,3 +210,12 @@ def test_artifact_uris_are_relative_and_encoded() -> None:
     assert nested == "a.zip/outer.tar.gz/p-1.0/setup.py"
     assert artifact_uri("../up/p dir", "a b.py") == "up/p%20dir/a%20b.py"
     assert artifact_uri("name==1.0") == "name==1.0"
+
+
+def test_descriptors_cover_diff_and_known_rules() -> None:
+    from pkgvet.diff import DIFF_REGISTRY
+    from pkgvet.report.sarif import _rule_descriptors
+
+    ids = [r["id"] for r in _rule_descriptors()]
+    assert len(ids) == len(set(ids))
+    assert "PV000" in ids and set(DIFF_REGISTRY) <= set(ids) and "PV101" in ids

@@ -720,12 +720,33 @@ def scan_with_known(path: Path, config: Any, store: KnownStore | None) -> ScanRe
         candidates.append(nv)
     if result.package.name:
         candidates.append((result.package.name, result.package.version))
+    where = path.name if path.is_file() else (result.package.metadata_source or str(path))
+    mark_known_name(result, store, candidates, where)
+    return result
+
+
+def mark_known_name(
+    result: ScanResult,
+    store: KnownStore,
+    candidates: list[tuple[str, str | None]],
+    where: str,
+) -> None:
+    """Add PV000 to an analysed result when one of the (name, version) ``candidates`` is in the
+    store (the first that matches)."""
     for name, version in candidates:
         hits = store.check(name, version)
         if hits:
-            where = path.name if path.is_file() else (result.package.metadata_source or str(path))
             mark_known(result, hits, where)
-            break
+            return
+
+
+def check_installed(result: ScanResult, store: KnownStore | None, config: Any) -> ScanResult:
+    """The known-malicious lookup for an installed distribution (``--env``), by the name and
+    version of its metadata: installed files are not the published archive, so no sha256."""
+    if store is None or result.error or not result.package.name or not _enabled(config):
+        return result
+    where = result.package.metadata_source or result.target
+    mark_known_name(result, store, [(result.package.name, result.package.version)], where)
     return result
 
 

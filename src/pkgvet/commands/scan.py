@@ -17,7 +17,7 @@ from pkgvet.archive import is_archive_name
 from pkgvet.config import Limits, ScanConfig
 from pkgvet.environment import Installed, PthFile, environment_jobs, scan_installed
 from pkgvet.errors import PkgvetError, SourceError
-from pkgvet.known import scan_with_known
+from pkgvet.known import check_installed, scan_with_known
 from pkgvet.models import ScanResult, Severity, Verdict
 from pkgvet.pipeline import error_result, iter_targets
 from pkgvet.remote import RemoteError, Spec, parse_spec
@@ -444,7 +444,9 @@ def _scan_job(job: Job, config: ScanConfig, remote: _Remote) -> Iterator[ScanRes
         yield error_result(job.target, "remote", job.error)
     elif isinstance(job, Spec):
         yield from remote.scan(job, config)
-    elif isinstance(job, Installed | PthFile):
+    elif isinstance(job, Installed):
+        yield check_installed(scan_installed(job, config), remote.known, config)
+    elif isinstance(job, PthFile):
         yield scan_installed(job, config)
     else:
         yield scan_with_known(job, config, remote.known)

@@ -58,11 +58,15 @@ def level(severity: Severity) -> str:
 
 
 def _rule_descriptors() -> list[dict[str, Any]]:
+    from pkgvet.diff import DIFF_REGISTRY
+    from pkgvet.known import known_rule_meta
     from pkgvet.rules.registry import load_rules
 
+    metas = [r.meta for r in load_rules().values()] + [r.meta for r in DIFF_REGISTRY.values()]
+    metas.append(known_rule_meta())
     rules = []
-    for rid, r in sorted(load_rules().items()):
-        m = r.meta
+    for m in sorted(metas, key=lambda m: m.id):
+        rid = m.id
         tags = ["security", "supply-chain", m.category.value]
         if m.cwe:
             cwe = _CWE.match(m.cwe)
