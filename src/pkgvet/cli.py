@@ -25,6 +25,8 @@ _COMMANDS = {
     "known": ("pkgvet.commands.known", "known_command"),
     "study": ("pkgvet.commands.study", "study_command"),
     "mirror-audit": ("pkgvet.commands.mirror", "mirror_audit_command"),
+    "watch": ("pkgvet.commands.watch", "watch_command"),
+    "serve": ("pkgvet.commands.serve", "serve_command"),
 }
 
 
