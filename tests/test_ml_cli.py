@@ -120,3 +120,46 @@ def test_evaluate_reports_the_time_split(corpus: tuple[Path, Path], tmp_path: Pa
     assert metrics["sizes"]["known_campaign_later"] == 4
     assert metrics["sizes"]["test"] == {"long_tail": 4, "malware": 4, "popular": 4}
     assert (out / "pr_curve.png").is_file() and (out / "predictions.csv").is_file()
+
+
+def test_train_takes_triage_labels(corpus: tuple[Path, Path], tmp_path: Path) -> None:
+    """A labels file from the triage UI: a reviewer's false positive on a malware-set file
+    overrides its label, a confirmed upload (found in the service's blob directory) joins the
+    training data, and the card names the file and its counts."""
+    from pkgvet.ml.dataset import labelled_samples
+
+    mal, manifest = corpus
+    relabel = (mal / "evil3/1.0/evil3-1.0.tar.gz").read_bytes()
+    upload = _dropper(30)
+    blobs = tmp_path / "blobs"
+    rows = ["name\tversion\tfilename\tsha256\tlabel\tnote\tdecided_at\n"]
+    for name, data, label in (("evil3", relabel, "benign"), ("evil30", upload, "malicious")):
+        sha = hashlib.sha256(data).hexdigest()
+        fname = f"{name}-1.0.tar.gz"
+        (blobs / sha[:2] / sha).mkdir(parents=True)
+        (blobs / sha[:2] / sha / fname).write_bytes(data)
+        rows.append(f"{name}\t1.0\t{fname}\t{sha}\t{label}\treviewed\t2024-09-02T10:00:00Z\n")
+    labels = tmp_path / "labels.tsv"
+    labels.write_text("".join(rows))
+
+    found, missing = labelled_samples(labels, [blobs])
+    assert not missing
+    assert sorted((s.name, s.label, s.stratum) for s in found) == [
+        ("evil3", 0, "triage"),
+        ("evil30", 1, "triage"),
+    ]
+    assert labelled_samples(labels)[1] == ["evil3-1.0.tar.gz", "evil30-1.0.tar.gz"]
+
+    out = tmp_path / "m"
+    args = ["train", "--malware", str(mal), "--benign", str(manifest), "-o", str(out)]
+    res = CliRunner().invoke(cli, [*args, "--labels", str(labels), "--jobs", "1"])
+    assert res.exit_code == 2 and "--label-files" in res.output  # files not found
+    res = CliRunner().invoke(
+        cli, [*args, "--labels", str(labels), "--label-files", str(blobs), "--jobs", "1"]
+    )
+    assert res.exit_code == 0, res.output
+    # 24 malware + 24 benign + 2 labelled - the malware row the reviewer's label replaced
+    assert "fitting on 49 packages (24 malicious)" in res.output
+    card = (out / "model-card.md").read_text()
+    assert "triage labels `labels.tsv`" in card
+    assert "1 confirmed malicious, 1 false positives" in card

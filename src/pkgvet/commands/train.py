@@ -17,6 +17,7 @@ from typing import Any, TypeVar
 import click
 
 from pkgvet.commands.scan import UsageFailure
+from pkgvet.errors import PkgvetError
 
 DEFAULT_MALWARE = Path("../shared/datasets/pypi-malregistry")
 DEFAULT_BENIGN = (Path("data/benign/train-manifest.tsv"), Path("data/benign/scan-manifest.tsv"))
@@ -61,10 +62,21 @@ def _progress(label: str) -> Iterator[Callable[[int, int], None]]:
 
 
 def load_rows(
-    malware: Path, benign: tuple[Path, ...], jobs: int
+    malware: Path,
+    benign: tuple[Path, ...],
+    jobs: int,
+    labels: tuple[Path, ...] = (),
+    label_files: tuple[Path, ...] = (),
 ) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     """Feature rows of every sample (cached) and a description of the data for the card."""
-    from pkgvet.ml.dataset import DatasetError, benign_samples, compute_features, malware_samples
+    from pkgvet.ml.dataset import (
+        DatasetError,
+        benign_samples,
+        compute_features,
+        labelled_samples,
+        malware_samples,
+        prefer_labels,
+    )
 
     try:
         samples = malware_samples(malware)
@@ -91,8 +103,32 @@ def load_rows(
         data["benign"].append(
             {"manifest": manifest.name, "sha256": _file_sha256(manifest), "releases": len(found)}
         )
+    for path in labels:
+        if not path.is_file():
+            raise UsageFailure(f"{path}: labels file not found")
+        try:
+            found, missing = labelled_samples(path, label_files)
+        except PkgvetError as exc:
+            raise UsageFailure(exc.diagnostics()) from exc
+        if missing:
+            raise UsageFailure(
+                f"{len(missing)} files of {path} are neither in --label-files nor in the "
+                f"collector's cache (first: {missing[0]}); point --label-files at the service's "
+                "blob directory"
+            )
+        samples += found
+        data.setdefault("labels", []).append(
+            {
+                "file": path.name,
+                "sha256": _file_sha256(path),
+                "malicious": sum(s.label for s in found),
+                "benign": sum(1 - s.label for s in found),
+            }
+        )
     with _progress("features") as update:
         rows = compute_features(samples, jobs=jobs, progress=update)
+    if labels:
+        rows = prefer_labels(rows, {p.stem for p in labels})
     errors = sum(1 for r in rows if r.get("dense") is None)
     click.echo(f"{len(rows)} samples, {errors} could not be scanned (left out)", err=True)
     return rows, data
@@ -145,6 +181,20 @@ def _data_options(benign: tuple[Path, ...], out: str, out_help: str) -> Callable
 @click.option("--jobs", type=int, default=0, help="Processes for feature extraction (0: all).")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option(
+    "--labels",
+    type=click.Path(dir_okay=False, path_type=Path),
+    multiple=True,
+    help="Triage decisions (`pkgvet serve labels export`): confirmed malicious and marked false "
+    "positives join the training data; a reviewer's label overrides the file's other label.",
+)
+@click.option(
+    "--label-files",
+    type=click.Path(file_okay=False, path_type=Path),
+    multiple=True,
+    help="Where the labelled files are (a service's blob directory); the collector's cache is "
+    "searched too.",
+)
+@click.option(
     "--evaluation",
     type=click.Path(dir_okay=False, path_type=Path),
     help="metrics.json of `pkgvet evaluate`, whose headline figures go into the model card.",
@@ -156,6 +206,8 @@ def train_command(
     install: bool,
     jobs: int,
     seed: int,
+    labels: tuple[Path, ...],
+    label_files: tuple[Path, ...],
     evaluation: Path | None,
 ) -> None:
     """Train the stacking ensemble on every sample and write the model and its card.
@@ -167,7 +219,7 @@ def train_command(
     from pkgvet.ml.evaluate import campaign_groups, metrics
     from pkgvet.ml.train import export_stack, fit_stack, flag, matrices, rules_high
 
-    rows, data = load_rows(malware, benign, jobs)
+    rows, data = load_rows(malware, benign, jobs, labels, label_files)
     d = matrices(rows)
     click.echo(f"fitting on {len(d.y)} packages ({int(d.y.sum())} malicious)…", err=True)
     stack = fit_stack(d, campaign_groups(d.rows), seed=seed)
@@ -243,6 +295,11 @@ def card_markdown(card: dict[str, Any], digest: str, size: int) -> str:
     benign = "\n".join(
         f"  - `{b['manifest']}` (sha256 `{b['sha256'][:16]}…`): {b['releases']} releases"
         for b in data["benign"]
+    )
+    benign += "".join(
+        f"\n  - triage labels `{t['file']}` (sha256 `{t['sha256'][:16]}…`): {t['malicious']} "
+        f"confirmed malicious, {t['benign']} false positives"
+        for t in data.get("labels", ())
     )
     o = card["out_of_fold"]
     return f"""# pkgvet model card

@@ -96,6 +96,49 @@ def benign_samples(manifest: Path, cache: Path | None = None) -> tuple[list[Samp
     return sorted(out, key=lambda s: s.id), missing
 
 
+def labelled_samples(labels: Path, roots: Iterable[Path] = ()) -> tuple[list[Sample], list[str]]:
+    """Samples of a triage labels file (``pkgvet serve labels export``): reviewers' confirmed
+    malicious releases (label 1) and marked false positives (label 0), dated by the decision.
+    Each file is looked for in ``roots`` (a service's blob directory: ``<sha[:2]>/<sha>/<file>``),
+    then in the collector's cache; returns the samples found and the files missing."""
+    from pkgvet.collect.index import cache_dir
+    from pkgvet.service.labels import read_labels
+
+    out: list[Sample] = []
+    missing: list[str] = []
+    bases = [*roots, cache_dir() / "dists"]
+    for row in read_labels(labels):
+        found = next(
+            (p for b in bases if (p := b / row.sha256[:2] / row.sha256 / row.filename).is_file()),
+            None,
+        )
+        if found is None:
+            missing.append(row.filename)
+            continue
+        out.append(
+            Sample(
+                id=f"{row.sha256[:12]}/{row.filename}",
+                label=int(row.is_malicious),
+                date=row.decided_at[:10] or UNKNOWN_DATE,
+                stratum="triage",
+                source=labels.stem,
+                name=row.name,
+                path=str(found),
+            )
+        )
+    return sorted(out, key=lambda s: s.id), missing
+
+
+def prefer_labels(rows: list[dict[str, Any]], label_sources: set[str]) -> list[dict[str, Any]]:
+    """Drop rows of other sources whose file (sha256) a reviewer labelled: the label wins."""
+    labelled = {r["sha256"] for r in rows if r["sample"]["source"] in label_sources}
+    return [
+        r
+        for r in rows
+        if r["sample"]["source"] in label_sources or r.get("sha256") not in labelled
+    ]
+
+
 def features_dir() -> Path:
     from pkgvet.collect.index import cache_dir
 
