@@ -31,12 +31,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import lru_cache
 
-from pkgvet.analysis.apis import Cap
-from pkgvet.analysis.context import _ENCODED_RE, PackageContext
+from pkgvet.analysis.apis import REFS, Cap, capability_of
+from pkgvet.analysis.context import _ENCODED_RE, FileContext, PackageContext
 from pkgvet.models import Finding, Severity, Trigger
+from pkgvet.rules.base import eager
 from pkgvet.scoring import rule_score
 
-FEATURE_VERSION = 1
+FEATURE_VERSION = 2
 TEXT_DIM = 1 << 15
 _MAX_TOKENS = 20_000  # distinct text tokens per package
 _MAX_WORD_CHARS = 200_000  # string text tokenised per file
@@ -127,6 +128,8 @@ def dense_names() -> list[str]:
         "f_unparsable",
         *(f"c_{t.value}_{c.value}" for t in _TRIGGERS for c in Cap),
         *(f"c_files_{c.value}" for c in Cap),
+        *(f"c_eager_{c.value}" for c in Cap),
+        "c_reached_files",
         "c_calls",
         "c_install_calls",
         "c_install_files",
@@ -332,7 +335,8 @@ def _code_features(pkg: PackageContext, d: dict[str, float], tokens: dict[int, s
     cap_files: Counter[Cap] = Counter()
     calls = install_calls = exec_sites = exec_decoded = exec_literal = 0
     decoded = embedded = max_depth = functions = 0
-    install_files = import_files = 0
+    install_files = import_files = reached_files = 0
+    eager_caps: set[Cap] = set()
     imports: set[str] = set()
     s_count = s_max = s_encoded = s_ips = s_webhooks = 0
     entropies: list[float] = []
@@ -355,6 +359,9 @@ def _code_features(pkg: PackageContext, d: dict[str, float], tokens: dict[int, s
         for cap in fc.caps:
             per_trigger[(trig, cap)] = True
             cap_files[cap] += 1
+        reached_files += fc.depth == 0 and fc.reached is not None
+        if fc.caps and not eager_caps.issuperset(fc.caps):
+            eager_caps.update(_eager_caps(fc))
         calls += len(fc.calls)
         if trig is Trigger.INSTALL:
             install_calls += len(fc.calls)
@@ -389,6 +396,8 @@ def _code_features(pkg: PackageContext, d: dict[str, float], tokens: dict[int, s
             d[f"c_{t.value}_{cap.value}"] = float(per_trigger.get((t, cap), False))
     for cap in Cap:
         d[f"c_files_{cap.value}"] = _log(cap_files[cap])
+        d[f"c_eager_{cap.value}"] = float(cap in eager_caps)
+    d["c_reached_files"] = _log(reached_files)
     d["c_calls"] = _log(calls)
     d["c_install_calls"] = _log(install_calls)
     d["c_install_files"] = _log(install_files)
@@ -424,6 +433,21 @@ def _code_features(pkg: PackageContext, d: dict[str, float], tokens: dict[int, s
     d["s_webhooks"] = _log(s_webhooks)
     d["s_high_entropy"] = _log(sum(1 for e in entropies if e > 4.5))
     d["s_mean_entropy"] = round(sum(entropies) / len(entropies), 6) if entropies else 0.0
+
+
+def _eager_caps(fc: FileContext) -> set[Cap]:
+    """Capabilities used where the code runs by merely installing or importing the package
+    (:func:`pkgvet.rules.base.eager`: load-time code, functions it calls, reached modules)."""
+    out: set[Cap] = set()
+    for c in fc.calls:
+        cap = capability_of(c.qualname)
+        if cap is not None and cap not in out and eager(fc, c.line):
+            out.add(cap)
+    for ref, line in fc.refs.items():
+        rcap = REFS.get(ref)
+        if rcap is not None and rcap not in out and eager(fc, line):
+            out.add(rcap)
+    return out
 
 
 def _text_tokens(blob: str, add: Callable[[str], None], urls: set[str]) -> None:
