@@ -93,6 +93,8 @@ def _display(name: str) -> str:
     """A member name as safe text: undecodable bytes replaced, control characters escaped."""
     raw = name.encode("utf-8", "surrogateescape")
     text = raw.decode("utf-8", "replace")
+    if text.isprintable():  # nearly every name: no per-character pass needed
+        return text
     return "".join(c if c.isprintable() else f"\\x{ord(c):02x}" for c in text)
 
 

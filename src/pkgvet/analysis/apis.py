@@ -208,6 +208,24 @@ _PREFIXES = tuple((k, v) for k, v in CALLS.items() if k.endswith("."))
 
 def capability_of(qualname: str) -> Cap | None:
     """The capability a call to ``qualname`` grants, if any."""
+    # Rules ask this for every call of every file, several times over, and the answer for a
+    # name never changes: memoised, with the table bounded (names come from hostile code).
+    try:
+        return _CAP_MEMO[qualname]
+    except KeyError:
+        pass
+    cap = _capability_of(qualname)
+    if len(_CAP_MEMO) >= _CAP_MEMO_MAX:
+        _CAP_MEMO.clear()
+    _CAP_MEMO[qualname] = cap
+    return cap
+
+
+_CAP_MEMO: dict[str, Cap | None] = {}
+_CAP_MEMO_MAX = 100_000
+
+
+def _capability_of(qualname: str) -> Cap | None:
     cap = _EXACT.get(qualname)
     if cap is not None:
         return cap

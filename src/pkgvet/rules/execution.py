@@ -247,8 +247,9 @@ def suspicious_shell_command(pkg: PackageContext, meta: RuleMeta) -> Iterator[Fi
     /transfer``, ``mshta http…``, ``/dev/tcp/``, ``nc -e``, ``bash -i >&``, ``cmd /c start``.
     """
     for f in pkg.all_files():
-        run_lines = {c.line for c in f.calls if _is_process(c.qualname)}
         for line, text in search_strings(f, SHELL_HIGH):
+            # lines of process calls: only wanted once a command string matched (rarely)
+            run_lines = {c.line for c in f.calls if _is_process(c.qualname)}
             live = eager(f, line) or line in run_lines or _points_outside(text)
             yield meta.at(
                 f,

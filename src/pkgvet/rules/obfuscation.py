@@ -112,11 +112,12 @@ def obfuscator_marker(pkg: PackageContext, meta: RuleMeta) -> Iterator[Finding]:
     Py-Fuscate): high. Commercial protectors (PyArmor, SourceDefender) hide code from review
     too, and are reported as medium."""
     for f in pkg.files:
-        found = _marker(f.text, OBFUSCATOR_MALWARE)
+        lowered = f.text.lower()  # once per file, for both indicators' keyword prefilters
+        found = _marker(f.text, OBFUSCATOR_MALWARE, lowered)
         if found:
             yield meta.at(f, found[0], "malware obfuscator marker", evidence=found[1])
             continue
-        found = _marker(f.text, OBFUSCATOR_COMMERCIAL)
+        found = _marker(f.text, OBFUSCATOR_COMMERCIAL, lowered)
         if found:
             yield meta.at(
                 f,
@@ -128,8 +129,8 @@ def obfuscator_marker(pkg: PackageContext, meta: RuleMeta) -> Iterator[Finding]:
             )
 
 
-def _marker(text: str, indicator: Indicator) -> tuple[int, str] | None:
-    m = indicator.search(text)
+def _marker(text: str, indicator: Indicator, lowered: str | None = None) -> tuple[int, str] | None:
+    m = indicator.search(text, lowered)
     if m is None:
         return None
     return text.count("\n", 0, m.start()) + 1, m.group(0)
