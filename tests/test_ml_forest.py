@@ -281,3 +281,13 @@ def test_logistic_matches_sklearn(data: tuple[Any, Any]) -> None:
     assert linear_proba(
         exported, dict(zip(row0.indices.tolist(), row0.data.tolist(), strict=True))
     ) == pytest.approx(p[0], abs=1e-9)
+
+
+def test_shared_paths_give_the_same_probability_and_attribution() -> None:
+    from pkgvet.ml.forest import forest_paths
+
+    rf = {"kind": "random_forest", "trees": [TREE_A, TREE_B]}
+    for x in ([0.3, 1.0], [0.9, -2.0], [0.5, 0.5]):
+        paths = forest_paths(rf, x)
+        assert forest_proba(rf, x, paths) == forest_proba(rf, x)
+        assert forest_contributions(rf, x, paths) == forest_contributions(rf, x)

@@ -37,6 +37,7 @@ __all__ = [
     "boosting_raw",
     "forest_bias",
     "forest_contributions",
+    "forest_paths",
     "forest_proba",
     "linear_proba",
     "linear_raw",
@@ -107,15 +108,25 @@ def _check_kind(model: Model, kind: str) -> None:
         raise ValueError(f"expected a {kind!r} model, got kind={got!r}")
 
 
-def forest_proba(forest: Model, x: Sequence[float]) -> float:
-    """Probability of class 1: the mean over trees of the leaf's class-1 fraction."""
+def forest_paths(forest: Model, x: Sequence[float]) -> list[list[int]]:
+    """Each tree's :func:`tree_path` for ``x``: walked once, for both :func:`forest_proba` and
+    :func:`forest_contributions` when a scan wants the probability and its explanation."""
+    _check_kind(forest, "random_forest")
+    return [tree_path(tree, x) for tree in forest["trees"]]
+
+
+def forest_proba(
+    forest: Model, x: Sequence[float], paths: Sequence[Sequence[int]] | None = None
+) -> float:
+    """Probability of class 1: the mean over trees of the leaf's class-1 fraction (``paths``:
+    the trees' paths from :func:`forest_paths`, to skip walking them again)."""
     _check_kind(forest, "random_forest")
     trees: Sequence[Tree] = forest["trees"]
     if not trees:
         raise ValueError("random forest without trees")
     total = 0.0
-    for tree in trees:
-        total += tree["value"][_leaf(tree, x)]
+    for k, tree in enumerate(trees):
+        total += tree["value"][paths[k][-1] if paths is not None else _leaf(tree, x)]
     return total / len(trees)
 
 
@@ -128,7 +139,9 @@ def forest_bias(forest: Model) -> float:
     return math.fsum(float(t["value"][0]) for t in trees) / len(trees)
 
 
-def forest_contributions(forest: Model, x: Sequence[float]) -> dict[int, float]:
+def forest_contributions(
+    forest: Model, x: Sequence[float], paths: Sequence[Sequence[int]] | None = None
+) -> dict[int, float]:
     """Saabas path attribution of :func:`forest_proba` to features.
 
     For every split on ``x``'s path in every tree, ``value[child] - value[parent]`` is credited
@@ -141,10 +154,10 @@ def forest_contributions(forest: Model, x: Sequence[float]) -> dict[int, float]:
     if not trees:
         raise ValueError("random forest without trees")
     contrib: dict[int, float] = {}
-    for tree in trees:
+    for k, tree in enumerate(trees):
         feature: Sequence[int] = tree["feature"]
         value: Sequence[float] = tree["value"]
-        path = tree_path(tree, x)
+        path = paths[k] if paths is not None else tree_path(tree, x)
         for parent, child in pairwise(path):
             f = int(feature[parent])
             contrib[f] = contrib.get(f, 0.0) + (value[child] - value[parent])
