@@ -241,8 +241,9 @@ def _vectors(study: Study, ok: list[PackageFacts]) -> None:
             "packages": len(squat),
             "pct_of_analysed": pct(len(squat), n),
             "distinct_targets": len(targets),
-            "how": "name one edit (or a separator or python-/-py affix) away from a top-5000 "
-            "PyPI project",
+            "how": "name confusable with a popular PyPI project (pkgvet.typosquat: one edit, "
+            "look-alike characters, separators, python-/-py affixes; see "
+            "docs/typosquat-evaluation.md)",
         },
         {
             "vector": "dependency_confusion",
