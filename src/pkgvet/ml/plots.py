@@ -1,7 +1,7 @@
 """Evaluation plots for training reports, written as PNG files with matplotlib's Agg backend.
 
-Training-only. matplotlib is imported inside each function (after selecting the non-interactive
-Agg backend), so importing this module costs nothing and needs no display.
+Training and study reports. matplotlib is imported inside each function (after selecting the
+non-interactive Agg backend), so importing this module costs nothing and needs no display.
 """
 
 from __future__ import annotations
@@ -10,14 +10,15 @@ import os
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-__all__ = ["calibration_png", "confusion_png", "pr_curve_png"]
+__all__ = ["calibration_png", "confusion_png", "pr_curve_png", "pyplot", "save_png"]
 
 StrPath = str | os.PathLike[str]
 
 _DPI = 120
 
 
-def _pyplot() -> Any:
+def pyplot() -> Any:
+    """``matplotlib.pyplot`` on the Agg backend (no display needed)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -26,11 +27,12 @@ def _pyplot() -> Any:
     return plt
 
 
-def _save(fig: Any, path: StrPath) -> None:
-    plt = _pyplot()
+def save_png(fig: Any, path: StrPath, dpi: int = _DPI) -> None:
+    """Lay ``fig`` out, write it to ``path`` as PNG and close it."""
+    plt = pyplot()
     try:
         fig.tight_layout()
-        fig.savefig(os.fspath(path), format="png", dpi=_DPI)
+        fig.savefig(os.fspath(path), format="png", dpi=dpi)
     finally:
         plt.close(fig)
 
@@ -53,7 +55,7 @@ def pr_curve_png(
 ) -> None:
     """Precision-recall curves, ``label -> (recall, precision)``, with optional operating
     points ``label -> (recall, precision)`` marked, their values in the legend."""
-    plt = _pyplot()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(6.4, 4.8))
     for label, (recall, precision) in curves.items():
         if len(recall) != len(precision):
@@ -73,13 +75,13 @@ def pr_curve_png(
     _unit_axes(ax, "recall", "precision", title, 1.01)
     if curves or points:
         ax.legend(loc="lower left", fontsize=8)
-    _save(fig, path)
+    save_png(fig, path)
 
 
 def confusion_png(path: StrPath, tn: int, fp: int, fn: int, tp: int, title: str) -> None:
     """A 2x2 confusion matrix heat map (rows: true class, columns: predicted class) with the
     count and the percentage of all samples in each cell."""
-    plt = _pyplot()
+    plt = pyplot()
     cells = [[tn, fp], [fn, tp]]
     total = tn + fp + fn + tp
     peak = max(tn, fp, fn, tp, 1)
@@ -105,7 +107,7 @@ def confusion_png(path: StrPath, tn: int, fp: int, fn: int, tp: int, title: str)
     ax.set_xlabel("predicted")
     ax.set_ylabel("true")
     ax.set_title(title)
-    _save(fig, path)
+    save_png(fig, path)
 
 
 def calibration_png(
@@ -115,10 +117,10 @@ def calibration_png(
     predicted probability (``prob_pred``) per bin, with the diagonal of perfect calibration."""
     if len(prob_true) != len(prob_pred):
         raise ValueError("prob_true and prob_pred differ in length")
-    plt = _pyplot()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(5.2, 5.0))
     ax.plot([0.0, 1.0], [0.0, 1.0], linestyle="--", color="grey", label="perfectly calibrated")
     ax.plot(list(prob_pred), list(prob_true), marker="o", linewidth=1.6, label="model")
     _unit_axes(ax, "mean predicted probability", "fraction of positives", title, 1.0)
     ax.legend(loc="upper left", fontsize=8)
-    _save(fig, path)
+    save_png(fig, path)

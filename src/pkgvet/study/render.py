@@ -11,12 +11,12 @@ import base64
 import csv
 import html
 import json
-import os
 from collections.abc import Sequence
 from datetime import date
 from pathlib import Path
 from typing import Any
 
+from pkgvet.ml.plots import pyplot, save_png
 from pkgvet.study import paper
 from pkgvet.study.aggregate import Study
 from pkgvet.study.facts import BEHAVIOUR_LABELS, BEHAVIOURS, TRIGGER_LABELS, TRIGGERS
@@ -36,24 +36,6 @@ def require_matplotlib() -> None:
             "pkgvet study draws its plots with matplotlib, which is not installed: "
             "pip install 'pkgvet[study]'"
         ) from exc
-
-
-def _pyplot() -> Any:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
-def _save(fig: Any, path: Path) -> None:
-    plt = _pyplot()
-    try:
-        fig.tight_layout()
-        fig.savefig(os.fspath(path), format="png", dpi=_DPI)
-    finally:
-        plt.close(fig)
 
 
 def write_study(study: Study, out: Path, title: str = "pkgvet study") -> list[Path]:
@@ -115,7 +97,7 @@ def _num(v: Any) -> float:
 
 
 def _plot_behaviours(study: Study, path: Path) -> None:
-    plt = _pyplot()
+    plt = pyplot()
     rows = study.tables["behaviours"]
     fig, ax = plt.subplots(figsize=(8.0, 4.2))
     ys = list(range(len(rows)))
@@ -137,11 +119,11 @@ def _plot_behaviours(study: Study, path: Path) -> None:
     ax.set_title("Malicious behaviours per package")
     ax.legend(loc="lower right", fontsize=8)
     ax.grid(True, axis="x", alpha=0.3)
-    _save(fig, path)
+    save_png(fig, path, dpi=_DPI)
 
 
 def _plot_triggers(study: Study, path: Path) -> None:
-    plt = _pyplot()
+    plt = pyplot()
     fig, (a1, a2) = plt.subplots(1, 2, figsize=(9.0, 3.6))
     tr = study.tables["triggers"]
     xs = list(range(len(tr)))
@@ -169,11 +151,11 @@ def _plot_triggers(study: Study, path: Path) -> None:
     a2.set_title("Where the malicious code sits")
     for a in (a1, a2):
         a.grid(True, axis="y", alpha=0.3)
-    _save(fig, path)
+    save_png(fig, path, dpi=_DPI)
 
 
 def _plot_techniques(study: Study, path: Path) -> None:
-    plt = _pyplot()
+    plt = pyplot()
     rows = study.tables["anti_detection"]
     fig, ax = plt.subplots(figsize=(8.0, 3.8))
     ys = list(range(len(rows)))
@@ -194,11 +176,11 @@ def _plot_techniques(study: Study, path: Path) -> None:
     if any(r.get("paper_pct") is not None for r in rows):
         ax.legend(loc="lower right", fontsize=8)
     ax.grid(True, axis="x", alpha=0.3)
-    _save(fig, path)
+    save_png(fig, path, dpi=_DPI)
 
 
 def _plot_attributes(study: Study, path: Path) -> None:
-    plt = _pyplot()
+    plt = pyplot()
     import math
 
     rows = study.tables["packages"]
@@ -236,7 +218,7 @@ def _plot_attributes(study: Study, path: Path) -> None:
     for row in axes:
         for a in row:
             a.grid(True, alpha=0.3)
-    _save(fig, path)
+    save_png(fig, path, dpi=_DPI)
 
 
 def _months(rows: list[dict[str, Any]]) -> list[date]:
@@ -244,7 +226,7 @@ def _months(rows: list[dict[str, Any]]) -> list[date]:
 
 
 def _plot_timeline(study: Study, path: Path) -> None:
-    plt = _pyplot()
+    plt = pyplot()
     rows = [r for r in study.tables["timeline"] if len(str(r["month"])) == 7]
     fig, ax = plt.subplots(figsize=(9.0, 4.2))
     if rows:
@@ -264,11 +246,11 @@ def _plot_timeline(study: Study, path: Path) -> None:
     ax.set_ylabel("packages per month (dataset date)")
     ax.set_title("Packages and behaviours over time")
     ax.grid(True, alpha=0.3)
-    _save(fig, path)
+    save_png(fig, path, dpi=_DPI)
 
 
 def _plot_campaigns(study: Study, path: Path) -> None:
-    plt = _pyplot()
+    plt = pyplot()
     rows = [r for r in study.tables["campaigns"] if r.get("first_date")][:20]
     fig, ax = plt.subplots(figsize=(9.0, 5.0))
     if rows:
@@ -289,7 +271,7 @@ def _plot_campaigns(study: Study, path: Path) -> None:
         ax.text(0.5, 0.5, "no dated campaigns", ha="center", transform=ax.transAxes)
     ax.set_title("Largest campaigns (near-identical code): first to last sample, with size")
     ax.grid(True, axis="x", alpha=0.3)
-    _save(fig, path)
+    save_png(fig, path, dpi=_DPI)
 
 
 def _short(text: str, n: int = 42) -> str:
@@ -297,7 +279,7 @@ def _short(text: str, n: int = 42) -> str:
 
 
 def _plot_endpoints(study: Study, path: Path) -> None:
-    plt = _pyplot()
+    plt = pyplot()
     fig, (a1, a2) = plt.subplots(1, 2, figsize=(10.0, 4.4), gridspec_kw={"width_ratios": [3, 2]})
     top = study.tables["endpoints"][:15]
     if top:
@@ -331,11 +313,11 @@ def _plot_endpoints(study: Study, path: Path) -> None:
     a2.set_title("First seen per month")
     for a in (a1, a2):
         a.grid(True, alpha=0.3)
-    _save(fig, path)
+    save_png(fig, path, dpi=_DPI)
 
 
 def _plot_vectors(study: Study, path: Path) -> None:
-    plt = _pyplot()
+    plt = pyplot()
     fig, (a1, a2) = plt.subplots(1, 2, figsize=(10.0, 4.2))
     top = study.tables["typosquat_targets"][:15]
     if top:
@@ -353,7 +335,7 @@ def _plot_vectors(study: Study, path: Path) -> None:
     a2.set_title("Dependency-confusion versions")
     for a in (a1, a2):
         a.grid(True, axis="x", alpha=0.3)
-    _save(fig, path)
+    save_png(fig, path, dpi=_DPI)
 
 
 # -- HTML --------------------------------------------------------------------------------------
