@@ -247,49 +247,37 @@ def parse_pep691(doc: Any, page_url: str) -> list[IndexFile]:
     """Files of a PEP 691 JSON project document."""
     if not isinstance(doc, dict) or not isinstance(doc.get("files"), list):
         raise MirrorError("PEP 691 document without a 'files' list")
-    out = []
-    for f in doc["files"]:
-        if not isinstance(f, dict):
-            continue
-        filename = str(f.get("filename") or "")
-        if not _safe_filename(filename):
-            continue
-        hashes = f.get("hashes") if isinstance(f.get("hashes"), dict) else {}
-        sha = str(hashes.get("sha256") or "").lower() if hashes else ""
-        out.append(
-            IndexFile(
-                filename,
-                urljoin(page_url, str(f.get("url") or "")),
-                sha if _SHA256.fullmatch(sha) else None,
-                bool(f.get("yanked")),
-            )
-        )
-    return out
+    return [x for f in doc["files"] if (x := _json_file(f, page_url, "hashes")) is not None]
 
 
 def parse_json_api(doc: Any, page_url: str) -> list[IndexFile]:
     """Files of every release of a PyPI JSON API project document."""
     if not isinstance(doc, dict) or not isinstance(doc.get("releases"), dict):
         raise MirrorError("JSON API document without a 'releases' mapping")
-    out = []
-    for files in doc["releases"].values():
-        for f in files if isinstance(files, list) else []:
-            if not isinstance(f, dict):
-                continue
-            filename = str(f.get("filename") or "")
-            if not _safe_filename(filename):
-                continue
-            digests = f.get("digests") if isinstance(f.get("digests"), dict) else {}
-            sha = str(digests.get("sha256") or "").lower() if digests else ""
-            out.append(
-                IndexFile(
-                    filename,
-                    urljoin(page_url, str(f.get("url") or "")),
-                    sha if _SHA256.fullmatch(sha) else None,
-                    bool(f.get("yanked")),
-                )
-            )
-    return out
+    return [
+        x
+        for files in doc["releases"].values()
+        for f in (files if isinstance(files, list) else [])
+        if (x := _json_file(f, page_url, "digests")) is not None
+    ]
+
+
+def _json_file(f: Any, page_url: str, digests_key: str) -> IndexFile | None:
+    """One file entry of a JSON index document (PEP 691 ``hashes``, JSON API ``digests``);
+    None for an entry that is not an object or names an unsafe file."""
+    if not isinstance(f, dict):
+        return None
+    filename = str(f.get("filename") or "")
+    if not _safe_filename(filename):
+        return None
+    digests = f.get(digests_key) if isinstance(f.get(digests_key), dict) else {}
+    sha = str(digests.get("sha256") or "").lower() if digests else ""
+    return IndexFile(
+        filename,
+        urljoin(page_url, str(f.get("url") or "")),
+        sha if _SHA256.fullmatch(sha) else None,
+        bool(f.get("yanked")),
+    )
 
 
 class IndexReader:
