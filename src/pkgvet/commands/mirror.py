@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import functools
 import sys
 from pathlib import Path
 from typing import cast
@@ -117,6 +118,17 @@ def mirror_audit_command(
     show = sys.stderr.isatty() if progress is None else progress
     names = len({r.name for r in releases})
     click.echo(f"checking {len(releases):,} releases of {names:,} projects", err=True)
+    audit = functools.partial(
+        run_audit,
+        index_url,
+        releases,
+        api=cast(Api, api),
+        concurrency=concurrency,
+        timeout=timeout,
+        retries=retries,
+        verify_hashes=verify_hashes,
+        max_bytes=max_bytes,
+    )
     try:
         if show:
             from rich.console import Console
@@ -130,28 +142,9 @@ def mirror_audit_command(
                 transient=True,
             ) as bar:
                 task = bar.add_task("q", total=names)
-                report = run_audit(
-                    index_url,
-                    releases,
-                    api=cast(Api, api),
-                    concurrency=concurrency,
-                    timeout=timeout,
-                    retries=retries,
-                    verify_hashes=verify_hashes,
-                    max_bytes=max_bytes,
-                    progress=lambda n: bar.update(task, advance=n),
-                )
+                report = audit(progress=lambda n: bar.update(task, advance=n))
         else:
-            report = run_audit(
-                index_url,
-                releases,
-                api=cast(Api, api),
-                concurrency=concurrency,
-                timeout=timeout,
-                retries=retries,
-                verify_hashes=verify_hashes,
-                max_bytes=max_bytes,
-            )
+            report = audit()
     except MirrorError as exc:
         raise UsageFailure(exc.diagnostics()) from exc
     write_report(report, out)
