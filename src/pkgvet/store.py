@@ -132,7 +132,7 @@ class ResultStore:
             with self.engine.begin() as conn:
                 self._check_version(conn)
         except SQLAlchemyError as exc:
-            raise StoreError(f"cannot open the results store: {_brief(exc)}") from exc
+            raise StoreError(f"cannot open the results store: {brief_error(exc)}") from exc
         self._lock = threading.Lock()
 
     # -- setup -------------------------------------------------------------------------------
@@ -202,7 +202,7 @@ class ResultStore:
                             self._delete_errors(conn, k, j)
                         out.append(Added(k, self._insert(conn, result, k, j)))
             except SQLAlchemyError as exc:
-                raise StoreError(f"cannot write to the results store: {_brief(exc)}") from exc
+                raise StoreError(f"cannot write to the results store: {brief_error(exc)}") from exc
         return out
 
     def _insert(self, conn: Connection, result: ScanResult, key: str, job: str) -> bool:
@@ -253,7 +253,7 @@ class ResultStore:
     def has(self, key: str) -> bool:
         """Whether a result with this key is stored."""
         with self.engine.connect() as conn:
-            stmt = sa.select(scans.c.id).where(scans.c.key == _text(key))
+            stmt = sa.select(scans.c.id).where(scans.c.key == db_text(key))
             return conn.execute(stmt).first() is not None
 
     def done(
@@ -262,7 +262,7 @@ class ResultStore:
         """The given keys (or jobs, with ``by="job"``) that already have a result, queried in
         chunks; with ``errors=False`` error results do not count (they will be retried)."""
         column = scans.c.key if by == "key" else scans.c.job
-        wanted = list(dict.fromkeys(_text(k) for k in keys))
+        wanted = list(dict.fromkeys(db_text(k) for k in keys))
         found: set[str] = set()
         with self.engine.connect() as conn:
             for i in range(0, len(wanted), _CHUNK):
@@ -276,7 +276,7 @@ class ResultStore:
         """The stored result of ``key`` (the JSON document of one result, plus ``key``,
         ``job`` and ``scanned_at``), or None."""
         with self.engine.connect() as conn:
-            row = conn.execute(sa.select(scans).where(scans.c.key == _text(key))).first()
+            row = conn.execute(sa.select(scans).where(scans.c.key == db_text(key))).first()
         return _document(row._mapping) if row is not None else None
 
     def iter_results(
@@ -345,13 +345,13 @@ def _engine(url: str) -> Engine:
     try:
         engine = sa.create_engine(url)
     except (SQLAlchemyError, ImportError, ValueError) as exc:
-        raise StoreError(f"cannot use the database {url!r}: {_brief(exc)}") from exc
+        raise StoreError(f"cannot use the database {url!r}: {brief_error(exc)}") from exc
     if engine.dialect.name == "sqlite":
-        sa.event.listen(engine, "connect", _sqlite_pragmas)
+        sa.event.listen(engine, "connect", sqlite_pragmas)
     return engine
 
 
-def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
+def sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     """WAL, so readers (a service, a test polling progress) never block the writer; commits
     without fsync each (the WAL is synced at checkpoints); wait for locks instead of failing."""
     cur = dbapi_conn.cursor()
@@ -364,12 +364,13 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
         cur.close()
 
 
-def _brief(exc: BaseException) -> str:
+def brief_error(exc: BaseException) -> str:
+    """The first line of an error's text, capped: what a message about a database shows."""
     text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
     return text[:300]
 
 
-def _text(value: Any) -> Any:
+def db_text(value: Any) -> Any:
     """Text any database takes: lone surrogates (undecodable file names) become ``?`` and NUL
     (refused by PostgreSQL) ``\\x00``; other values unchanged."""
     if not isinstance(value, str):
@@ -398,7 +399,7 @@ def _scan_row(result: ScanResult, key: str, job: str) -> dict[str, Any]:
         "scanned_at": datetime.now(UTC),
         "result_json": json.dumps(doc, ensure_ascii=False, sort_keys=True),
     }
-    return {k: _text(v) for k, v in row.items()}
+    return {k: db_text(v) for k, v in row.items()}
 
 
 def _finding_row(scan_id: int, f: Mapping[str, Any]) -> dict[str, Any]:
@@ -413,7 +414,7 @@ def _finding_row(scan_id: int, f: Mapping[str, Any]) -> dict[str, Any]:
         "message": f["message"],
         "evidence": f["evidence"],
     }
-    return {k: _text(v) for k, v in row.items()}
+    return {k: db_text(v) for k, v in row.items()}
 
 
 def _document(row: Mapping[Any, Any]) -> dict[str, Any]:

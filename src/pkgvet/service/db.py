@@ -35,7 +35,6 @@ import threading
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any, Literal
 
 import sqlalchemy as sa
@@ -50,6 +49,8 @@ from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from pkgvet.errors import PkgvetError
+from pkgvet.store import brief_error, db_text, sqlite_pragmas
+from pkgvet.store import database_url as database_url
 
 __all__ = [
     "DECISION_LABELS",
@@ -210,14 +211,6 @@ watch_seen = sa.Table(
 
 class ServiceStoreError(PkgvetError):
     """A database that cannot be opened, migrated or written."""
-
-
-def database_url(db: str) -> str:
-    """``db`` as an SQLAlchemy URL: anything with ``://`` as given (``postgresql+psycopg://
-    user:pass@host/db``), anything else a SQLite file path."""
-    if "://" in db:
-        return db
-    return "sqlite:///" + str(Path(db).expanduser().resolve())
 
 
 def release_name_version(filename: str) -> tuple[str | None, str | None]:
@@ -465,7 +458,8 @@ class ServiceStore:
 
                 upgrade(self.engine)
         except SQLAlchemyError as exc:
-            raise ServiceStoreError(f"cannot open the service database: {_brief(exc)}") from exc
+            why = brief_error(exc)
+            raise ServiceStoreError(f"cannot open the service database: {why}") from exc
         self._lock = threading.Lock()
 
     def close(self) -> None:
@@ -512,9 +506,9 @@ class ServiceStore:
                 conn,
                 releases,
                 {
-                    "name": _text(rname)[:256],
-                    "version": _text(rversion)[:256] if rversion else None,
-                    "filename": _text(filename)[:512],
+                    "name": db_text(rname)[:256],
+                    "version": db_text(rversion)[:256] if rversion else None,
+                    "filename": db_text(filename)[:512],
                     "sha256": sha256,
                     "size": size,
                     "first_seen": now,
@@ -526,7 +520,7 @@ class ServiceStore:
                 row = conn.execute(
                     sa.select(releases.c.id, releases.c.blob_path).where(
                         releases.c.sha256 == sha256,
-                        releases.c.filename == _text(filename)[:512],
+                        releases.c.filename == db_text(filename)[:512],
                     )
                 ).one()
                 release_id = int(row.id)
@@ -656,8 +650,8 @@ class ServiceStore:
                 "max_severity": result.get("max_severity"),
                 "model_version": result.get("model_version"),
                 "pkgvet_version": str(document.get("tool", {}).get("version", "")) or None,
-                "result_json": _text(json.dumps(document, ensure_ascii=False, sort_keys=True)),
-                "error": _text(result.get("error")),
+                "result_json": db_text(json.dumps(document, ensure_ascii=False, sort_keys=True)),
+                "error": db_text(result.get("error")),
                 "finished_at": now,
             }
             conn.execute(scans.update().where(scans.c.id == scan_id).values(**values))
@@ -679,7 +673,7 @@ class ServiceStore:
             conn.execute(
                 scans.update()
                 .where(scans.c.id == scan_id, scans.c.status.in_(("queued", "running")))
-                .values(status="error", verdict="error", error=_text(error), finished_at=_now())
+                .values(status="error", verdict="error", error=db_text(error), finished_at=_now())
             )
 
     @staticmethod
@@ -698,9 +692,9 @@ class ServiceStore:
             conn,
             releases,
             {
-                "name": _text(name)[:256],
-                "version": _text(version)[:256] if version else None,
-                "filename": _text(fname)[:512],
+                "name": db_text(name)[:256],
+                "version": db_text(version)[:256] if version else None,
+                "filename": db_text(fname)[:512],
                 "sha256": sha,
                 "size": int(result.get("size") or 0),
                 "first_seen": now,
@@ -713,7 +707,7 @@ class ServiceStore:
         return int(
             conn.execute(
                 sa.select(releases.c.id).where(
-                    releases.c.sha256 == sha, releases.c.filename == _text(fname)[:512]
+                    releases.c.sha256 == sha, releases.c.filename == db_text(fname)[:512]
                 )
             ).scalar_one()
         )
@@ -775,7 +769,7 @@ class ServiceStore:
         with self.engine.connect() as conn:
             row = conn.execute(
                 sa.select(releases).where(
-                    releases.c.sha256 == sha256, releases.c.filename == _text(filename)
+                    releases.c.sha256 == sha256, releases.c.filename == db_text(filename)
                 )
             ).first()
         return _release(row._mapping) if row is not None else None
@@ -979,8 +973,8 @@ class ServiceStore:
                 .values(
                     release_id=release_id,
                     label=label,
-                    note=_text(note),
-                    actor=_text(actor)[:128],
+                    note=db_text(note),
+                    actor=db_text(actor)[:128],
                     created_at=now,
                 )
                 .returning(decisions.c.id)
@@ -1044,7 +1038,7 @@ class ServiceStore:
         with self._write() as conn:
             tid = conn.execute(
                 api_tokens.insert()
-                .values(name=_text(name)[:128], token_sha256=token_sha256, created_at=now)
+                .values(name=db_text(name)[:128], token_sha256=token_sha256, created_at=now)
                 .returning(api_tokens.c.id)
             ).scalar_one()
         return Token(int(tid), name, now, None)
@@ -1157,11 +1151,13 @@ class _WriteTx:
         try:
             self._ctx.__exit__(exc_type, exc, tb)
         except SQLAlchemyError as err:
-            raise ServiceStoreError(f"cannot write to the service database: {_brief(err)}") from err
+            why = brief_error(err)
+            raise ServiceStoreError(f"cannot write to the service database: {why}") from err
         finally:
             self.store._lock.release()
         if isinstance(exc, SQLAlchemyError):
-            raise ServiceStoreError(f"cannot write to the service database: {_brief(exc)}") from exc
+            why = brief_error(exc)
+            raise ServiceStoreError(f"cannot write to the service database: {why}") from exc
 
 
 def make_engine(url: str) -> Engine:
@@ -1170,23 +1166,12 @@ def make_engine(url: str) -> Engine:
     try:
         if url.startswith("sqlite"):
             engine = sa.create_engine(url, connect_args={"check_same_thread": False})
-            sa.event.listen(engine, "connect", _sqlite_pragmas)
+            sa.event.listen(engine, "connect", sqlite_pragmas)
         else:
             engine = sa.create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20)
     except (SQLAlchemyError, ImportError, ValueError) as exc:
-        raise ServiceStoreError(f"cannot use the database {url!r}: {_brief(exc)}") from exc
+        raise ServiceStoreError(f"cannot use the database {url!r}: {brief_error(exc)}") from exc
     return engine
-
-
-def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
-    cur = dbapi_conn.cursor()
-    try:
-        cur.execute("PRAGMA journal_mode=WAL")
-        cur.execute("PRAGMA synchronous=NORMAL")
-        cur.execute("PRAGMA busy_timeout=30000")
-        cur.execute("PRAGMA foreign_keys=ON")
-    finally:
-        cur.close()
 
 
 def _insert_ignore(
@@ -1234,10 +1219,10 @@ def _queue(
         "release_id": release_id,
         "status": "queued",
         "source": source,
-        "requested": _text(requested)[:600] if requested else None,
+        "requested": db_text(requested)[:600] if requested else None,
         "dedupe_key": key,
         "forced": force,
-        "submitted_by": _text(submitted_by)[:128] if submitted_by else None,
+        "submitted_by": db_text(submitted_by)[:128] if submitted_by else None,
         "submitted_at": now,
     }
     if key is None:
@@ -1274,17 +1259,17 @@ def _store_fingerprint(conn: Connection, release_id: int, signature: Sequence[in
 def _finding_row(scan_id: int, f: Mapping[str, Any]) -> dict[str, Any]:
     return {
         "scan_id": scan_id,
-        "rule_id": _text(f.get("rule_id", ""))[:32],
-        "title": _text(f.get("title", "")),
+        "rule_id": db_text(f.get("rule_id", ""))[:32],
+        "title": db_text(f.get("title", "")),
         "severity": f.get("severity", ""),
         "confidence": f.get("confidence", ""),
         "category": f.get("category", ""),
         "trigger": f.get("trigger", ""),
-        "path": _text(f.get("path", "")),
+        "path": db_text(f.get("path", "")),
         "line": int(f.get("line") or 0),
-        "message": _text(f.get("message", "")),
-        "snippet": _text(f.get("snippet", "")),
-        "evidence": _text(f.get("evidence", "")),
+        "message": db_text(f.get("message", "")),
+        "snippet": db_text(f.get("snippet", "")),
+        "evidence": db_text(f.get("evidence", "")),
         "decoded_depth": int(f.get("decoded_depth") or 0),
     }
 
@@ -1371,15 +1356,3 @@ def _iso(value: datetime | None) -> str | None:
 
 def _like_escape(text: str) -> str:
     return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-
-
-def _brief(exc: BaseException) -> str:
-    text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-    return text[:300]
-
-
-def _text(value: Any) -> Any:
-    """Text any database takes: lone surrogates become ``?`` and NUL ``\\x00``."""
-    if not isinstance(value, str):
-        return value
-    return value.encode("utf-8", "replace").decode("utf-8").replace("\x00", "\\x00")
