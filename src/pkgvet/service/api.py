@@ -291,6 +291,14 @@ def _release_out(d: dict[str, Any]) -> ReleaseOut:
 
 # -- endpoints ------------------------------------------------------------------------------
 
+# the refusals both ways of submitting a scan share (documented in the OpenAPI schema)
+_SUBMIT_ERRORS: dict[int | str, dict[str, Any]] = {
+    401: {"description": "no or unknown API token"},
+    403: {"description": "revoked API token"},
+    422: {"description": "malformed request"},
+    503: {"description": "too many scans waiting"},
+}
+
 
 @router.post(
     "/scans/upload",
@@ -298,11 +306,8 @@ def _release_out(d: dict[str, Any]) -> ReleaseOut:
     status_code=status.HTTP_202_ACCEPTED,
     responses={
         200: {"model": Submission, "description": "the same file was scanned before"},
-        401: {"description": "no or unknown API token"},
-        403: {"description": "revoked API token"},
         413: {"description": "over the upload size limit"},
-        422: {"description": "malformed request"},
-        503: {"description": "too many scans waiting"},
+        **_SUBMIT_ERRORS,
     },
     summary="Scan an uploaded package file",
 )
@@ -335,10 +340,7 @@ def submit_upload(
     status_code=status.HTTP_202_ACCEPTED,
     responses={
         200: {"model": Submission, "description": "this release was scanned before"},
-        401: {"description": "no or unknown API token"},
-        403: {"description": "revoked API token"},
-        422: {"description": "malformed request"},
-        503: {"description": "too many scans waiting"},
+        **_SUBMIT_ERRORS,
     },
     summary="Fetch a release from the index by name and scan it",
 )
