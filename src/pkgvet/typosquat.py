@@ -37,13 +37,9 @@ _GLYPHS = str.maketrans({"0": "o", "1": "l", "i": "l", "|": "l", "5": "s", "3": 
 _GLYPH_SEQS = (("rn", "m"), ("vv", "w"), ("cl", "d"))
 
 
+@lru_cache(maxsize=1)
 def popular_ranks() -> dict[str, int]:
     """Canonical name -> download rank, from the shipped list."""
-    return _ranks()
-
-
-@lru_cache(maxsize=1)
-def _ranks() -> dict[str, int]:
     text = resources.files("pkgvet").joinpath("data/popular.tsv").read_text("utf-8")
     ranks: dict[str, int] = {}
     for line in text.splitlines():
@@ -82,7 +78,7 @@ def _index() -> tuple[dict[str, list[str]], dict[str, str], dict[str, str]]:
     by_delete: dict[str, list[str]] = {}
     squashed: dict[str, str] = {}
     folded: dict[str, str] = {}
-    for name, rank in sorted(_ranks().items(), key=lambda kv: kv[1]):
+    for name, rank in sorted(popular_ranks().items(), key=lambda kv: kv[1]):
         if rank > WIDE_N or len(name) < MIN_LEN:
             continue
         for key in {name, *_deletes(name)}:
