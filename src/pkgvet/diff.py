@@ -171,8 +171,12 @@ def new_install_hook(old: PackageContext, new: PackageContext, meta: RuleMeta) -
             )
             yield meta.on_package(
                 m.path,
-                "new .pth file" + (" with import lines: Python runs them at every start" if code
-                                   else ": read by site at every Python start"),
+                "new .pth file"
+                + (
+                    " with import lines: Python runs them at every start"
+                    if code
+                    else ": read by site at every Python start"
+                ),
                 severity=Severity.HIGH if code else Severity.MEDIUM,
                 trigger=Trigger.INSTALL,
             )

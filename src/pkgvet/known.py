@@ -548,8 +548,10 @@ def _iter_zip(path: Path, limits: ImportLimits, stats: ImportStats) -> Iterator[
                     f"{path}: member {name[:200]!r} declares {info.file_size} bytes, over the "
                     f"{limits.max_file_bytes}-byte file limit: refused"
                 )
-            if info.compress_size and info.file_size / info.compress_size > limits.max_ratio and (
-                info.file_size > 64 * 1024
+            if (
+                info.compress_size
+                and info.file_size / info.compress_size > limits.max_ratio
+                and (info.file_size > 64 * 1024)
             ):
                 raise KnownError(f"{path}: member {name[:200]!r}: compression ratio too high")
             try:
@@ -566,9 +568,7 @@ def _iter_zip(path: Path, limits: ImportLimits, stats: ImportStats) -> Iterator[
             yield name, data
 
 
-def import_osv(
-    source: Path, store_path: Path, limits: ImportLimits | None = None
-) -> ImportStats:
+def import_osv(source: Path, store_path: Path, limits: ImportLimits | None = None) -> ImportStats:
     """Import OSV advisories into the store (one transaction: a refused zip changes nothing)."""
     limits = limits or ImportLimits()
     stats = ImportStats()

@@ -230,13 +230,9 @@ def scan_target(
                 f"{size} bytes, over the {config.limits.max_archive_bytes}-byte archive limit"
             )
         if is_archive_name(path.name) or _sniff_archive(path):
-            return scan_bytes(
-                path.read_bytes(), path.name, config, target=target, observe=observe
-            )
+            return scan_bytes(path.read_bytes(), path.name, config, target=target, observe=observe)
         archive = read_single_file(path, config.limits)
-        return _analyse(
-            archive, ScanResult(target=target, kind="file"), config, start, observe
-        )
+        return _analyse(archive, ScanResult(target=target, kind="file"), config, start, observe)
     except (PkgvetError, OSError) as exc:
         msg = exc.diagnostics() if isinstance(exc, PkgvetError) else f"cannot read: {exc}"
         return error_result(target, kind_of(path.name), msg, start)

@@ -118,9 +118,7 @@ def previous_version(project: Project, version: str) -> str | None:
     return best[1] if best else None
 
 
-def fetch_previous(
-    spec: Spec, filename: str, client: IndexClient
-) -> tuple[str, Path] | None:
+def fetch_previous(spec: Spec, filename: str, client: IndexClient) -> tuple[str, Path] | None:
     """Download the file of the release before ``spec`` (its version, else the latest) that
     matches ``filename``'s kind (sdist for sdist, wheel for wheel, else the best file); None when
     there is no previous release. Failures raise :class:`RemoteError`."""

@@ -79,8 +79,10 @@ def parse_file(path: Path, parsed: Parsed | None = None, depth: int = 0) -> Pars
             parsed.entries.append(Entry(origin, line, problem=f"unparsable line: {exc}"))
             continue
         if words[0] in ("-r", "--requirement") or words[0].startswith(("-r", "--requirement=")):
-            target = words[1] if len(words) > 1 and words[0] in ("-r", "--requirement") else (
-                words[0].split("=", 1)[1] if "=" in words[0] else words[0][2:]
+            target = (
+                words[1]
+                if len(words) > 1 and words[0] in ("-r", "--requirement")
+                else (words[0].split("=", 1)[1] if "=" in words[0] else words[0][2:])
             )
             parse_file(path.parent / target, parsed, depth + 1)
             continue
@@ -117,6 +119,4 @@ def _entry(origin: str, words: list[str]) -> Entry | str:
         return Entry(origin, text, name=req.name, hashes=hashes)
     if len(specs) == 1 and specs[0].operator in ("==", "===") and "*" not in specs[0].version:
         return Entry(origin, text, name=req.name, version=specs[0].version, hashes=hashes)
-    return Entry(
-        origin, text, name=req.name, problem="a range, not a pin: pkgvet runs no resolver"
-    )
+    return Entry(origin, text, name=req.name, problem="a range, not a pin: pkgvet runs no resolver")

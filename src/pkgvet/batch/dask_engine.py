@@ -180,7 +180,8 @@ def _output(task: Task, fut: Future) -> TaskOutput:
         what = f"{type(exc).__name__}: {exc}" if exc is not None else fut.status
         return TaskOutput([failed(task, f"the Dask task failed ({what}); not analysed")])
     except Exception as exc:  # a lost worker, a deserialisation error: one package, not the run
-        return TaskOutput([failed(task, f"the Dask task failed ({type(exc).__name__}); "
-                                        "not analysed")])
+        return TaskOutput(
+            [failed(task, f"the Dask task failed ({type(exc).__name__}); not analysed")]
+        )
     finally:
         fut.release()

@@ -418,8 +418,10 @@ def _run_with_progress(
         TimeElapsedColumn(),
         TextColumn("ETA"),
         TimeRemainingColumn(),
-        TextColumn("{task.fields[skipped]} skipped · {task.fields[flagged]} flagged · "
-                   "{task.fields[errors]} errors"),
+        TextColumn(
+            "{task.fields[skipped]} skipped · {task.fields[flagged]} flagged · "
+            "{task.fields[errors]} errors"
+        ),
     )
     counts: dict[str, Any] = {"skipped": 0, "flagged": 0, "errors": 0}
     with Progress(*columns, console=Console(stderr=True), transient=True) as bar:

@@ -452,9 +452,7 @@ def _scan_job(job: Job, config: ScanConfig, remote: _Remote) -> Iterator[ScanRes
         yield scan_with_known(job, config, remote.known)
 
 
-def _run(
-    paths: list[Job], config: ScanConfig, show: bool, remote: _Remote
-) -> Iterator[ScanResult]:
+def _run(paths: list[Job], config: ScanConfig, show: bool, remote: _Remote) -> Iterator[ScanResult]:
     if not show:
         for p in paths:
             yield from _scan_job(p, config, remote)

@@ -152,8 +152,7 @@ def _data_options(benign: tuple[Path, ...], out: str, out_help: str) -> Callable
                 multiple=True,
                 default=benign,
                 show_default=True,
-                help="Pinned benign manifests (repeatable); files come from the collector's "
-                "cache.",
+                help="Pinned benign manifests (repeatable); files come from the collector's cache.",
             ),
             click.option(
                 "-o",

@@ -133,9 +133,7 @@ def prefer_labels(rows: list[dict[str, Any]], label_sources: set[str]) -> list[d
     """Drop rows of other sources whose file (sha256) a reviewer labelled: the label wins."""
     labelled = {r["sha256"] for r in rows if r["sample"]["source"] in label_sources}
     return [
-        r
-        for r in rows
-        if r["sample"]["source"] in label_sources or r.get("sha256") not in labelled
+        r for r in rows if r["sample"]["source"] in label_sources or r.get("sha256") not in labelled
     ]
 
 

@@ -143,8 +143,7 @@ def eager(file: FileContext, line: int) -> bool:
         file.trigger is Trigger.INSTALL
         or file.depth > 0
         or (
-            (file.trigger is Trigger.IMPORT or file.reached is not None)
-            and file.runs_on_load(line)
+            (file.trigger is Trigger.IMPORT or file.reached is not None) and file.runs_on_load(line)
         )
     )
 

@@ -413,9 +413,7 @@ def list_releases(
     return ReleasePage.model_validate(page.to_dict())
 
 
-@router.get(
-    "/releases/{release_id}", response_model=ReleaseDetail, summary="One release in full"
-)
+@router.get("/releases/{release_id}", response_model=ReleaseDetail, summary="One release in full")
 def get_release(release_id: Annotated[int, PathParam(ge=1)], store: Store) -> ReleaseDetail:
     view = store.get_release(release_id)
     if view is None:

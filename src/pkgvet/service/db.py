@@ -124,9 +124,7 @@ findings = sa.Table(
     "findings",
     metadata,
     sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
-    sa.Column(
-        "scan_id", sa.Integer, sa.ForeignKey("scans.id", ondelete="CASCADE"), nullable=False
-    ),
+    sa.Column("scan_id", sa.Integer, sa.ForeignKey("scans.id", ondelete="CASCADE"), nullable=False),
     sa.Column("rule_id", sa.String(32), nullable=False, index=True),
     sa.Column("title", sa.Text, nullable=False),
     sa.Column("severity", sa.String(16), nullable=False),
@@ -729,9 +727,7 @@ class ServiceStore:
         """Every scan of a release, newest first (without result documents or findings)."""
         with self.engine.connect() as conn:
             rows = conn.execute(
-                sa.select(scans)
-                .where(scans.c.release_id == release_id)
-                .order_by(scans.c.id.desc())
+                sa.select(scans).where(scans.c.release_id == release_id).order_by(scans.c.id.desc())
             )
             return [_scan(r._mapping, with_result=False) for r in rows]
 
@@ -741,9 +737,7 @@ class ServiceStore:
             sa.select(findings).where(findings.c.scan_id == scan_id).order_by(findings.c.id)
         )
         return [
-            FindingRow(
-                **{k: v for k, v in r._mapping.items() if k not in ("id", "scan_id")}
-            )
+            FindingRow(**{k: v for k, v in r._mapping.items() if k not in ("id", "scan_id")})
             for r in rows
         ]
 
@@ -828,9 +822,7 @@ class ServiceStore:
         offset = max(0, offset)
         with self.engine.connect() as conn:
             total = int(
-                conn.execute(
-                    sa.select(sa.func.count()).select_from(j).where(*conds)
-                ).scalar_one()
+                conn.execute(sa.select(sa.func.count()).select_from(j).where(*conds)).scalar_one()
             )
             rows = conn.execute(
                 sa.select(releases, *[c.label(f"s_{c.name}") for c in scans.c])
@@ -894,9 +886,7 @@ class ServiceStore:
         """The MinHash code signature of a release, if its code had any meaningful line."""
         with self.engine.connect() as conn:
             sig = conn.execute(
-                sa.select(fingerprints.c.signature).where(
-                    fingerprints.c.release_id == release_id
-                )
+                sa.select(fingerprints.c.signature).where(fingerprints.c.release_id == release_id)
             ).scalar()
         return tuple(json.loads(sig)) if sig else None
 
@@ -925,9 +915,7 @@ class ServiceStore:
                         ),
                     )
                 )
-                .where(
-                    fingerprint_bands.c.release_id == release_id, fb2.c.release_id != release_id
-                )
+                .where(fingerprint_bands.c.release_id == release_id, fb2.c.release_id != release_id)
                 .distinct()
                 .limit(5000)
             )
@@ -937,8 +925,9 @@ class ServiceStore:
             rows = conn.execute(
                 sa.select(releases, fingerprints.c.signature, scans.c.verdict)
                 .select_from(
-                    releases.join(fingerprints, fingerprints.c.release_id == releases.c.id)
-                    .outerjoin(scans, releases.c.latest_scan_id == scans.c.id)
+                    releases.join(
+                        fingerprints, fingerprints.c.release_id == releases.c.id
+                    ).outerjoin(scans, releases.c.latest_scan_id == scans.c.id)
                 )
                 .where(releases.c.id.in_(ids))
             ).all()
@@ -980,7 +969,15 @@ class ServiceStore:
                 .returning(decisions.c.id)
             ).scalar_one()
         return Decision(
-            int(rid), release_id, label, note, actor, now, rel.name, rel.version, rel.filename,
+            int(rid),
+            release_id,
+            label,
+            note,
+            actor,
+            now,
+            rel.name,
+            rel.version,
+            rel.filename,
             rel.sha256,
         )
 
