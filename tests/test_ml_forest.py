@@ -283,11 +283,12 @@ def test_logistic_matches_sklearn(data: tuple[Any, Any]) -> None:
     ) == pytest.approx(p[0], abs=1e-9)
 
 
-def test_shared_paths_give_the_same_probability_and_attribution() -> None:
-    from pkgvet.ml.forest import forest_paths
+def test_one_walk_gives_the_probability_and_its_attribution() -> None:
+    from pkgvet.ml.forest import forest_bias, forest_explained
 
     rf = {"kind": "random_forest", "trees": [TREE_A, TREE_B]}
-    for x in ([0.3, 1.0], [0.9, -2.0], [0.5, 0.5]):
-        paths = forest_paths(rf, x)
-        assert forest_proba(rf, x, paths) == forest_proba(rf, x)
-        assert forest_contributions(rf, x, paths) == forest_contributions(rf, x)
+    for x in ([0.3, 1.0], [0.9, -2.0], [0.5, 0.5], [math.nan, 0.0]):
+        p, contrib = forest_explained(rf, x)
+        assert p == forest_proba(rf, x)
+        assert contrib == forest_contributions(rf, x)
+        assert forest_bias(rf) + sum(contrib.values()) == pytest.approx(p)

@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import ast
 import textwrap
+from itertools import pairwise
 
 import pytest
 
 from conftest import sdist
-from pkgvet.analysis.reach import dead_ranges, imported_modules, module_name
+from pkgvet.analysis.reach import dead_ranges, imported_modules, merge_ranges, module_name
 from pkgvet.config import ScanConfig
 from pkgvet.models import Finding, ScanResult
 from pkgvet.pipeline import scan_bytes
@@ -21,7 +22,15 @@ def _lazy_functions(src: str, main_runs: bool = False) -> set[str]:
     defs = [n for n in ast.walk(tree) if isinstance(n, ast.FunctionDef | ast.AsyncFunctionDef)]
     calls = [n for n in ast.walk(tree) if isinstance(n, ast.Call)]
     dead = dead_ranges(tree, defs, calls, main_runs)
-    return {d.name for d in defs if (d.lineno, d.end_lineno) in dead}
+    assert dead == sorted(dead)
+    assert all(b + 1 < a for (_, b), (a, _) in pairwise(dead))  # disjoint
+    return {d.name for d in defs if _covered(d, dead)}
+
+
+def _covered(d: ast.AST, dead: list[tuple[int, int]]) -> bool:
+    """Every line of ``d`` lies in one of the ``dead`` ranges."""
+    end = getattr(d, "end_lineno", None) or d.lineno
+    return any(a <= d.lineno and end <= b for a, b in dead)
 
 
 def test_called_functions_run_on_load_and_others_wait() -> None:
@@ -55,7 +64,7 @@ def test_constructor_methods_and_self_calls_follow_the_class() -> None:
     defs = [n for n in ast.walk(tree) if isinstance(n, ast.FunctionDef)]
     calls = [n for n in ast.walk(tree) if isinstance(n, ast.Call)]
     dead = dead_ranges(tree, defs, calls, False)
-    lazy = {(d.name, d.lineno) for d in defs if (d.lineno, d.end_lineno) in dead}
+    lazy = {(d.name, d.lineno) for d in defs if _covered(d, dead)}
     assert lazy == {("other", 7), ("__init__", 10)}  # Idle is never instantiated
 
 
@@ -101,8 +110,8 @@ def test_nested_function_names_resolve_in_scope() -> None:
     dead = dead_ranges(tree, defs, calls, False)
     top_inner = next(d for d in defs if d.name == "inner" and d.col_offset == 0)
     nested = next(d for d in defs if d.name == "inner" and d.col_offset > 0)
-    assert (top_inner.lineno, top_inner.end_lineno) in dead
-    assert (nested.lineno, nested.end_lineno) not in dead
+    assert _covered(top_inner, dead)
+    assert not _covered(nested, dead)
 
 
 @pytest.mark.parametrize(
@@ -183,3 +192,12 @@ def test_top_level_module_named_after_the_project_is_imported() -> None:
     by_path = {f.path.rsplit("/", 1)[-1]: f for f in result.findings if f.rule_id == "PV203"}
     assert by_path["zzreach.py"].trigger.value == "import"
     assert by_path["other.py"].trigger.value == "runtime"
+
+
+def test_merge_ranges_keeps_the_same_lines() -> None:
+    ranges = [(10, 20), (1, 3), (12, 15), (4, 6), (21, 21), (30, 31)]
+    merged = merge_ranges(ranges)
+    assert merged == [(1, 6), (10, 21), (30, 31)]
+    lines = {n for a, b in ranges for n in range(a, b + 1)}
+    assert {n for a, b in merged for n in range(a, b + 1)} == lines
+    assert merge_ranges([]) == []

@@ -13,13 +13,16 @@ from __future__ import annotations
 
 import ast
 import io
+import math
 import re
 import time
 import tokenize
 import warnings
+from bisect import bisect_right
+from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from functools import cached_property
+from functools import cached_property, lru_cache
 
 from pkgvet.analysis.apis import REFS, Cap, capability_of
 from pkgvet.analysis.fold import DECODER_NAMES, Folder, Value
@@ -46,6 +49,21 @@ EXEC_SINKS = frozenset(
 )
 _BLOB_RE = re.compile(r"^[A-Za-z0-9+/=_\-\s]{120,}$|^(?:[0-9a-fA-F]{2}){60,}$")
 _ENCODED_RE = re.compile(r"[A-Za-z0-9+/=_\-\r\n]+")
+
+
+def entropy(s: str) -> float:
+    """Shannon entropy of ``s`` in bits per character; memoised for short strings, which
+    repeat within a package and across a campaign's clones (long ones are not kept alive)."""
+    return _short_entropy(s) if len(s) <= 256 else _entropy(s)
+
+
+def _entropy(s: str) -> float:
+    counts = Counter(s)
+    n = len(s)
+    return -sum(c / n * math.log2(c / n) for c in counts.values())
+
+
+_short_entropy = lru_cache(maxsize=1 << 14)(_entropy)
 _MAX_BLOBS_PER_FILE = 16
 _MAX_EMBEDDED = 256 * 1024
 _BUILTINS_MODULES = frozenset({"__builtins__", "builtins", "__builtin__"})
@@ -171,7 +189,8 @@ class FileContext:
         self.strings: list[tuple[str, int]] = []
         self.refs: dict[str, int] = {}  # attribute reference -> first line
         # code that does not run on load: function bodies nothing on load calls, main blocks
-        self.lazy_ranges: list[tuple[int, int]] = []
+        self.lazy_ranges: list[tuple[int, int]] = []  # sorted, disjoint
+        self._lazy_starts: list[int] = []
         self.import_sites: list[ImportSite] = []  # every import statement, for reachability
         self.reached: Trigger | None = None  # imported at install/import time by such a module
         self.embedded: list[tuple[str, int]] = []  # code held in string arguments
@@ -228,7 +247,11 @@ class FileContext:
         add_string = self.strings.append
         fields_of = _FIELDS.get
         Constant, Name, Expr, Call, Attribute = (
-            ast.Constant, ast.Name, ast.Expr, ast.Call, ast.Attribute
+            ast.Constant,
+            ast.Name,
+            ast.Expr,
+            ast.Call,
+            ast.Attribute,
         )
         Import, ImportFrom, Assign, AST = ast.Import, ast.ImportFrom, ast.Assign, ast.AST
         FunctionDef, AsyncFunctionDef, Lambda = ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda
@@ -315,6 +338,7 @@ class FileContext:
                 if q not in self.refs or attr.lineno < self.refs[q]:
                     self.refs[q] = attr.lineno
         self.lazy_ranges = dead_ranges(tree, defs, calls, main_runs=self.trigger is Trigger.INSTALL)
+        self._lazy_starts = [a for a, _b in self.lazy_ranges]
         self._index_embedded_code(calls)
         self._index_exec_sites()
         self._check_deadline()
@@ -363,7 +387,8 @@ class FileContext:
         of functions that such code calls (see :mod:`pkgvet.analysis.reach`)."""
         if self.depth:
             return True
-        return not any(a <= line <= b for a, b in self.lazy_ranges)
+        i = bisect_right(self._lazy_starts, line) - 1
+        return i < 0 or line > self.lazy_ranges[i][1]
 
     def _index_exec_sites(self) -> None:
         folder = self.folder

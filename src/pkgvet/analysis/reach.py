@@ -23,7 +23,7 @@ for the cases above).
 from __future__ import annotations
 
 import ast
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 
 _CONSTRUCTORS = ("__init__", "__new__", "__post_init__")
 Def = ast.FunctionDef | ast.AsyncFunctionDef | ast.Lambda
@@ -41,7 +41,8 @@ def _is_main_guard(stmt: ast.stmt) -> bool:
 def dead_ranges(
     tree: ast.Module, defs: Sequence[Def], calls: Sequence[ast.Call], main_runs: bool
 ) -> list[tuple[int, int]]:
-    """Line ranges (inclusive) of code that does not run when the module runs.
+    """Line ranges (inclusive, sorted, disjoint) of code that does not run when the module
+    runs.
 
     ``defs`` are every function and lambda of the tree, ``calls`` every call; ``main_runs`` is
     True for a script run as ``__main__`` (setup.py), whose main block does run."""
@@ -125,7 +126,20 @@ def dead_ranges(
             live.add(k)
             frontier.extend(edges.get(k, ()))
     dead = [(d.lineno, _end(d)) for i, d in enumerate(defs) if i not in live]
-    return dead + main
+    return merge_ranges(dead + main)
+
+
+def merge_ranges(ranges: Iterable[tuple[int, int]]) -> list[tuple[int, int]]:
+    """The same lines as ``ranges`` (inclusive), as sorted disjoint ranges: a line lookup is
+    then one bisection."""
+    out: list[tuple[int, int]] = []
+    for a, b in sorted(ranges):
+        if out and a <= out[-1][1] + 1:
+            if b > out[-1][1]:
+                out[-1] = (out[-1][0], b)
+        else:
+            out.append((a, b))
+    return out
 
 
 def _end(node: ast.stmt | ast.expr) -> int:

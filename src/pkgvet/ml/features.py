@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 
 from pkgvet.analysis.apis import REFS, Cap, capability_of
-from pkgvet.analysis.context import _ENCODED_RE, FileContext, PackageContext
+from pkgvet.analysis.context import _ENCODED_RE, FileContext, PackageContext, entropy
 from pkgvet.models import Finding, Severity, Trigger
 from pkgvet.rules.base import eager
 from pkgvet.scoring import rule_score
@@ -44,6 +44,8 @@ _MAX_WORD_CHARS = 200_000  # string text tokenised per file
 _MAX_ENTROPY_STRINGS = 2_000
 
 _TRIGGERS = (Trigger.INSTALL, Trigger.IMPORT, Trigger.RUNTIME)
+_TRIGGER_CAP_KEYS = tuple(((t, c), f"c_{t.value}_{c.value}") for t in _TRIGGERS for c in Cap)
+_CAP_KEYS = tuple((c, f"c_files_{c.value}", f"c_eager_{c.value}") for c in Cap)
 _EXT_GROUPS: dict[str, tuple[str, ...]] = {
     "binary": (".exe", ".dll", ".so", ".pyd", ".dylib", ".bin", ".elf", ".msi"),
     "pyc": (".pyc", ".pyo"),
@@ -194,12 +196,6 @@ def _log(n: float) -> float:
     return round(math.log1p(max(n, 0.0)), 6)
 
 
-def _entropy(s: str) -> float:
-    counts = Counter(s)
-    n = len(s)
-    return -sum(c / n * math.log2(c / n) for c in counts.values())
-
-
 def extract(pkg: PackageContext, findings: list[Finding]) -> Features:
     """All features of a package from its context and the rule findings."""
     feats = Features()
@@ -342,8 +338,11 @@ def _code_features(pkg: PackageContext, d: dict[str, float], tokens: dict[int, s
     entropies: list[float] = []
     urls: set[str] = set()
 
+    seen: set[str] = set()  # a token seen again adds nothing: skip hashing it
+
     def add(token: str) -> None:
-        if len(tokens) < _MAX_TOKENS:
+        if token not in seen and len(tokens) < _MAX_TOKENS:
+            seen.add(token)
             tokens.setdefault(token_index(token), token)
 
     for fc in pkg.all_files():
@@ -374,29 +373,35 @@ def _code_features(pkg: PackageContext, d: dict[str, float], tokens: dict[int, s
             top = ".".join(imp.split(".")[:2])
             imports.add(top)
             add(f"imp:{top}")
-        for c in fc.calls:
-            if "()" not in c.qualname:
-                add(f"call:{'.'.join(c.qualname.split('.')[-3:])}")
+        for qualname in dict.fromkeys(c.qualname for c in fc.calls):  # first-seen order
+            token = _call_token(qualname)
+            if token is not None:
+                add(token)
         if fc.depth:
             add(f"depth:{trig.value}")
+        s_count += len(fc.strings)
         for s, _line in fc.strings:
-            s_count += 1
             n = len(s)
-            s_max = max(s_max, n)
+            if n > s_max:
+                s_max = n
+            if n < 20:
+                continue
             if n >= 100 and _ENCODED_RE.fullmatch(s):
                 s_encoded += 1
-            if n >= 20 and len(entropies) < _MAX_ENTROPY_STRINGS:
-                entropies.append(_entropy(s[:4096]))
+            if len(entropies) < _MAX_ENTROPY_STRINGS:
+                entropies.append(entropy(s[:4096] if n > 4096 else s))
         blob = fc.string_blob_lower[:_MAX_WORD_CHARS]
         _text_tokens(blob, add, urls)
-        s_ips += len({ip for ip in _IP_RE.findall(blob) if not ip.startswith(("0.", "127."))})
-        s_webhooks += len(_WEBHOOK_RE.findall(blob))
-    for t in _TRIGGERS:
-        for cap in Cap:
-            d[f"c_{t.value}_{cap.value}"] = float(per_trigger.get((t, cap), False))
-    for cap in Cap:
-        d[f"c_files_{cap.value}"] = _log(cap_files[cap])
-        d[f"c_eager_{cap.value}"] = float(cap in eager_caps)
+        if blob.count(".") >= 3:  # an IPv4 address has three
+            ips = {ip for ip in _IP_RE.findall(blob) if not ip.startswith(("0.", "127."))}
+            s_ips += len(ips)
+        if "discord" in blob or "telegram" in blob or "slack" in blob:  # _WEBHOOK_RE's hosts
+            s_webhooks += len(_WEBHOOK_RE.findall(blob))
+    for key, name in _TRIGGER_CAP_KEYS:
+        d[name] = float(per_trigger.get(key, False))
+    for cap, files_name, eager_name in _CAP_KEYS:
+        d[files_name] = _log(cap_files[cap])
+        d[eager_name] = float(cap in eager_caps)
     d["c_reached_files"] = _log(reached_files)
     d["c_calls"] = _log(calls)
     d["c_install_calls"] = _log(install_calls)
@@ -435,6 +440,15 @@ def _code_features(pkg: PackageContext, d: dict[str, float], tokens: dict[int, s
     d["s_mean_entropy"] = round(sum(entropies) / len(entropies), 6) if entropies else 0.0
 
 
+@lru_cache(maxsize=1 << 16)
+def _call_token(qualname: str) -> str | None:
+    """The text token of a called name (its last three parts); None for a call on a call's
+    result (``a().b``), whose name says little."""
+    if "()" in qualname:
+        return None
+    return f"call:{'.'.join(qualname.split('.')[-3:])}"
+
+
 def _eager_caps(fc: FileContext) -> set[Cap]:
     """Capabilities used where the code runs by merely installing or importing the package
     (:func:`pkgvet.rules.base.eager`: load-time code, functions it calls, reached modules)."""
@@ -454,6 +468,8 @@ def _text_tokens(blob: str, add: Callable[[str], None], urls: set[str]) -> None:
     """Words and URLs of a file's string literals (``blob``: lower-cased, capped)."""
     for w in dict.fromkeys(_WORD_RE.findall(blob)):  # first-seen order: deterministic
         add(f"w:{w}")
+    if "http" not in blob:  # _URL_RE's scheme (``blob`` is lower-cased)
+        return
     for u in _URL_RE.findall(blob):
         if len(urls) < 1000:
             urls.add(u)

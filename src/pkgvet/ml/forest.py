@@ -28,7 +28,6 @@ from __future__ import annotations
 import math
 from array import array
 from collections.abc import Mapping, Sequence
-from itertools import pairwise
 from typing import Any
 
 __all__ = [
@@ -37,7 +36,7 @@ __all__ = [
     "boosting_raw",
     "forest_bias",
     "forest_contributions",
-    "forest_paths",
+    "forest_explained",
     "forest_proba",
     "linear_proba",
     "linear_raw",
@@ -108,25 +107,15 @@ def _check_kind(model: Model, kind: str) -> None:
         raise ValueError(f"expected a {kind!r} model, got kind={got!r}")
 
 
-def forest_paths(forest: Model, x: Sequence[float]) -> list[list[int]]:
-    """Each tree's :func:`tree_path` for ``x``: walked once, for both :func:`forest_proba` and
-    :func:`forest_contributions` when a scan wants the probability and its explanation."""
-    _check_kind(forest, "random_forest")
-    return [tree_path(tree, x) for tree in forest["trees"]]
-
-
-def forest_proba(
-    forest: Model, x: Sequence[float], paths: Sequence[Sequence[int]] | None = None
-) -> float:
-    """Probability of class 1: the mean over trees of the leaf's class-1 fraction (``paths``:
-    the trees' paths from :func:`forest_paths`, to skip walking them again)."""
+def forest_proba(forest: Model, x: Sequence[float]) -> float:
+    """Probability of class 1: the mean over trees of the leaf's class-1 fraction."""
     _check_kind(forest, "random_forest")
     trees: Sequence[Tree] = forest["trees"]
     if not trees:
         raise ValueError("random forest without trees")
     total = 0.0
-    for k, tree in enumerate(trees):
-        total += tree["value"][paths[k][-1] if paths is not None else _leaf(tree, x)]
+    for tree in trees:
+        total += tree["value"][_leaf(tree, x)]
     return total / len(trees)
 
 
@@ -139,30 +128,46 @@ def forest_bias(forest: Model) -> float:
     return math.fsum(float(t["value"][0]) for t in trees) / len(trees)
 
 
-def forest_contributions(
-    forest: Model, x: Sequence[float], paths: Sequence[Sequence[int]] | None = None
-) -> dict[int, float]:
-    """Saabas path attribution of :func:`forest_proba` to features.
+def forest_contributions(forest: Model, x: Sequence[float]) -> dict[int, float]:
+    """Saabas path attribution of :func:`forest_proba` to features (see
+    :func:`forest_explained`)."""
+    return forest_explained(forest, x)[1]
+
+
+def forest_explained(forest: Model, x: Sequence[float]) -> tuple[float, dict[int, float]]:
+    """:func:`forest_proba` and its Saabas path attribution to features, in one walk.
 
     For every split on ``x``'s path in every tree, ``value[child] - value[parent]`` is credited
     to the split's feature; the sums are averaged over trees. Features never split on along
-    the paths are absent. ``forest_bias(forest) + sum(contributions.values())`` equals
-    ``forest_proba(forest, x)`` up to rounding.
+    the paths are absent. ``forest_bias(forest) + sum(contributions.values())`` equals the
+    probability up to rounding.
     """
     _check_kind(forest, "random_forest")
     trees: Sequence[Tree] = forest["trees"]
     if not trees:
         raise ValueError("random forest without trees")
     contrib: dict[int, float] = {}
-    for k, tree in enumerate(trees):
+    total = 0.0
+    for tree in trees:
         feature: Sequence[int] = tree["feature"]
+        threshold: Sequence[float] = tree["threshold"]
+        left: Sequence[int] = tree["left"]
+        right: Sequence[int] = tree["right"]
         value: Sequence[float] = tree["value"]
-        path = paths[k] if paths is not None else tree_path(tree, x)
-        for parent, child in pairwise(path):
-            f = int(feature[parent])
-            contrib[f] = contrib.get(f, 0.0) + (value[child] - value[parent])
+        missing: Sequence[int] | None = tree.get("missing_left")
+        node = 0
+        child = left[0]
+        while child != LEAF:
+            f = feature[node]
+            v = x[f]
+            if not (v <= threshold[node] or (v != v and missing is not None and missing[node])):
+                child = right[node]
+            contrib[f] = contrib.get(f, 0.0) + (value[child] - value[node])
+            node = child
+            child = left[node]
+        total += value[node]
     n = len(trees)
-    return {f: c / n for f, c in contrib.items()}
+    return total / n, {f: c / n for f, c in contrib.items()}
 
 
 def boosting_raw(gb: Model, x: Sequence[float]) -> float:

@@ -79,8 +79,10 @@ class Model:
 
     def predict(self, feats: Features, explain: int = 5) -> ModelOutput:
         x = forest.as_float32(feats.vector(self.names))
-        paths = forest.forest_paths(self.rf, x) if explain else None
-        p_rf = forest.forest_proba(self.rf, x, paths)
+        if explain:
+            p_rf, contrib = forest.forest_explained(self.rf, x)
+        else:
+            p_rf, contrib = forest.forest_proba(self.rf, x), {}
         raw_gb = forest.boosting_raw(self.gb, x)
         sparse = dict.fromkeys(feats.tokens, 1.0)
         raw_text = forest.linear_raw(self.text, sparse)
@@ -88,7 +90,7 @@ class Model:
         coef = self.meta["coef"]
         raw = float(self.meta["intercept"]) + sum(c * v for c, v in zip(coef, z, strict=True))
         p = forest.sigmoid(raw)
-        drivers = self._drivers(x, feats, explain, paths) if explain else []
+        drivers = self._drivers(x, feats, explain, contrib) if explain else []
         return ModelOutput(
             probability=round(p, 6),
             version=self.version,
@@ -102,11 +104,10 @@ class Model:
         )
 
     def _drivers(
-        self, x: list[float], feats: Features, n: int, paths: list[list[int]] | None
+        self, x: list[float], feats: Features, n: int, contrib: dict[int, float]
     ) -> list[str]:
         """What pushed the score up most: the features with the largest path attributions in
         the random forest, then the tokens with the largest weights in the text model."""
-        contrib = forest.forest_contributions(self.rf, x, paths)
         dense = sorted(((c, i) for i, c in contrib.items() if c > 0.005), reverse=True)
         out = [f"{self.names[i]}={x[i]:g}" for _c, i in dense[: n - n // 2]]
         coef = self.text["coef"]

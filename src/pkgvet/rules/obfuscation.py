@@ -4,12 +4,10 @@ pushed out of sight, computed imports, steganography."""
 from __future__ import annotations
 
 import ast
-import math
-from collections import Counter
 from collections.abc import Iterator
 
 from pkgvet.analysis.apis import Cap
-from pkgvet.analysis.context import PackageContext
+from pkgvet.analysis.context import PackageContext, entropy
 from pkgvet.models import Category, Confidence, Finding, Severity
 from pkgvet.rules.base import RuleMeta, eager, rule
 from pkgvet.rules.indicators import (
@@ -71,12 +69,6 @@ def encoded_python_payload(pkg: PackageContext, meta: RuleMeta) -> Iterator[Find
             )
 
 
-def _entropy(s: str) -> float:
-    counts = Counter(s)
-    n = len(s)
-    return -sum(c / n * math.log2(c / n) for c in counts.values())
-
-
 @rule(
     "PV602",
     "encoded-blob",
@@ -93,7 +85,7 @@ def encoded_blob(pkg: PackageContext, meta: RuleMeta) -> Iterator[Finding]:
         for s, line in f.strings:
             if line in decoded_lines:
                 continue
-            if len(s) >= 2000 and " " not in s[:200] and _entropy(s[:4096]) > 5.2:
+            if len(s) >= 2000 and " " not in s[:200] and entropy(s[:4096]) > 5.2:
                 yield meta.at(f, line, f"{len(s)}-character high-entropy string", evidence=s[:80])
                 break
 
