@@ -137,8 +137,12 @@ def _accept(canon: str, target: str, kind: str, rank: int) -> bool:
     return kind in ("key", "double") and min(len(canon), len(target)) >= WIDE_MIN_LEN
 
 
+@lru_cache(maxsize=4096)
 def closest_popular(name: str) -> str | None:
-    """The popular project ``name`` imitates, or None (also None for popular names)."""
+    """The popular project ``name`` imitates, or None (also None for popular names).
+
+    Memoised: a scan asks twice per package (rule PV701 and the model's features) and the
+    popular list is fixed for the process."""
     canon = canonicalize_name(name)
     ranks = popular_ranks()
     if canon in ranks or len(canon) < MIN_LEN:

@@ -27,7 +27,6 @@ import posixpath
 import re
 import zlib
 from collections import Counter
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import lru_cache
 
@@ -58,6 +57,7 @@ _EXT_GROUPS: dict[str, tuple[str, ...]] = {
     "native_src": (".c", ".h", ".cpp", ".cc", ".hpp", ".pyx", ".pxd", ".rs", ".go"),
     "archive": (".zip", ".tar", ".gz", ".whl", ".egg", ".7z", ".rar"),
 }
+_EXT_GROUP = {ext: g for g, exts in reversed(_EXT_GROUPS.items()) for ext in exts}
 _FREEMAIL = (
     "gmail.com",
     "outlook.com",
@@ -290,10 +290,10 @@ def _file_features(pkg: PackageContext, d: dict[str, float]) -> None:
         low = m.rel.lower()
         base = posixpath.basename(low)
         max_depth = max(max_depth, low.count("/"))
-        for g, exts in _EXT_GROUPS.items():
-            if base.endswith(exts):
-                groups[g] += 1
-                break
+        dot = base.rfind(".")
+        group = _EXT_GROUP.get(base[dot:]) if dot >= 0 else None  # every suffix is one dot
+        if group is not None:
+            groups[group] += 1
         if base.endswith(".py"):
             py_bytes += m.size
             if low == "setup.py":
@@ -391,7 +391,10 @@ def _code_features(pkg: PackageContext, d: dict[str, float], tokens: dict[int, s
             if len(entropies) < _MAX_ENTROPY_STRINGS:
                 entropies.append(entropy(s[:4096] if n > 4096 else s))
         blob = fc.string_blob_lower[:_MAX_WORD_CHARS]
-        _text_tokens(blob, add, urls)
+        for token in _text_tokens(blob, urls):
+            if token not in seen and len(tokens) < _MAX_TOKENS:
+                seen.add(token)
+                tokens.setdefault(token_index(token), token)
         if blob.count(".") >= 3:  # an IPv4 address has three
             ips = {ip for ip in _IP_RE.findall(blob) if not ip.startswith(("0.", "127."))}
             s_ips += len(ips)
@@ -464,15 +467,14 @@ def _eager_caps(fc: FileContext) -> set[Cap]:
     return out
 
 
-def _text_tokens(blob: str, add: Callable[[str], None], urls: set[str]) -> None:
-    """Words and URLs of a file's string literals (``blob``: lower-cased, capped)."""
-    for w in dict.fromkeys(_WORD_RE.findall(blob)):  # first-seen order: deterministic
-        add(f"w:{w}")
-    if "http" not in blob:  # _URL_RE's scheme (``blob`` is lower-cased)
-        return
-    for u in _URL_RE.findall(blob):
-        if len(urls) < 1000:
-            urls.add(u)
+def _text_tokens(blob: str, urls: set[str]) -> list[str]:
+    """The word tokens of a file's string literals (``blob``: lower-cased, capped), in
+    first-seen order (deterministic); their URLs are added to ``urls``."""
+    if "http" in blob:  # _URL_RE's scheme (``blob`` is lower-cased)
+        for u in _URL_RE.findall(blob):
+            if len(urls) < 1000:
+                urls.add(u)
+    return ["w:" + w for w in dict.fromkeys(_WORD_RE.findall(blob))]
 
 
 def _rule_features(findings: list[Finding], d: dict[str, float]) -> None:
