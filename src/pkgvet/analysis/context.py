@@ -110,9 +110,53 @@ def _child_fields(t: type[ast.AST]) -> tuple[str, ...]:
     return fields
 
 
+# Calls besides those with an API capability (apis.capability_of) whose argument nodes
+# rules read after indexing, by the last part of the qualified name: opening files, computed
+# imports and attribute lookups, unmarshalling, socket connects and duplication, DNS lookups,
+# and what serialises or encodes data to send. A rule that reads ``CallSite.node`` of any other
+# call must add its name here (outside setup.py those nodes are dropped once indexed).
+NODE_CALL_NAMES = frozenset(
+    {
+        "open",
+        "getattr",
+        "__import__",
+        "import_module",
+        "load",
+        "loads",
+        "dup2",
+        "connect",
+        "create_connection",
+        "gethostbyname",
+        "gethostbyname_ex",
+        "getaddrinfo",
+        "resolve",
+        "query",
+        "dumps",
+        "str",
+        "repr",
+        "dict",
+        "b64encode",
+        "urlencode",
+        "compress",
+    }
+)
+
+
+def keeps_node(qualname: str) -> bool:
+    """True when rules may read the argument nodes of a call to ``qualname`` (see
+    :data:`NODE_CALL_NAMES`); exec sinks and calls with a capability always qualify."""
+    return (
+        qualname in EXEC_SINKS
+        or capability_of(qualname) is not None
+        or qualname.rpartition(".")[2] in NODE_CALL_NAMES
+    )
+
+
 @dataclass(slots=True)
 class CallSite:
-    """One call, with its qualified name and (when parsed) its AST node."""
+    """One call, with its qualified name and its AST node: None where the file did not
+    parse, and outside setup.py for calls :func:`keeps_node` does not name (dropped after
+    indexing, so the rest of the tree can be freed)."""
 
     qualname: str
     line: int
@@ -216,15 +260,20 @@ class FileContext:
                 self._index_ast(self.tree)
             except RecursionError:
                 self.parse_error = "RecursionError while indexing (deeply nested code)"
-            if self.rel != "setup.py":
-                # Only setup.py's tree is read after indexing (its setup() call and cmdclass);
-                # rules work off the index. Dropping the others' roots lets the nodes nothing
-                # indexed be freed: a package with 2,000 modules peaked at 3.5 GB, now 1.9 GB.
-                self.tree = None
+        # Only setup.py's tree is read after indexing (its setup() call and cmdclass); rules
+        # work off the index, and read argument nodes of the calls keeps_node() names only.
+        # Dropping the other roots and call nodes lets the rest of the tree be freed: a package
+        # with 2,000 modules peaked at 3.5 GB keeping every tree, 1.9 GB keeping every call.
+        trim = self.rel != "setup.py"
+        if trim:
+            self.tree = None
         for c in self.calls:
             cap = capability_of(c.qualname)
-            if cap is not None and (cap not in self.caps or c.line < self.caps[cap]):
-                self.caps[cap] = c.line
+            if cap is not None:
+                if cap not in self.caps or c.line < self.caps[cap]:
+                    self.caps[cap] = c.line
+            elif trim and not keeps_node(c.qualname):
+                c.node = None
         for r, line in self.refs.items():
             rcap = REFS.get(r)
             if rcap is not None and (rcap not in self.caps or line < self.caps[rcap]):

@@ -1,0 +1,48 @@
+"""The package context keeps only what rules read after indexing (memory on large packages)."""
+
+from __future__ import annotations
+
+from conftest import sdist
+from pkgvet.analysis.builder import build_context
+from pkgvet.analysis.context import NODE_CALL_NAMES, keeps_node
+from pkgvet.archive import read_archive
+from pkgvet.config import Limits
+
+_MODULE = """
+import subprocess
+helper(1, 2)
+log.info("x")
+open("out.txt", "w")
+subprocess.run(["true"])
+getattr(obj, "name")
+"""
+
+
+def _nodes(rel: str) -> dict[str, bool]:
+    data = sdist("zzctx", "1.0", {"zzctx/mod.py": _MODULE, "setup.py": _MODULE})
+    pkg = build_context(read_archive(data, "zzctx-1.0.tar.gz", Limits()), Limits(), float("inf"))
+    f = next(f for f in pkg.files if f.rel == rel)
+    return {c.qualname: c.node is not None for c in f.calls}
+
+
+def test_modules_keep_the_call_nodes_rules_read_and_drop_the_rest() -> None:
+    kept = _nodes("zzctx/mod.py")
+    assert kept == {
+        "helper": False,
+        "log.info": False,
+        "open": True,
+        "subprocess.run": True,
+        "getattr": True,
+    }
+
+
+def test_setup_py_keeps_its_whole_tree() -> None:
+    assert all(_nodes("setup.py").values())
+
+
+def test_keeps_node_by_capability_exec_sink_or_name() -> None:
+    assert keeps_node("os.system")  # a capability
+    assert keeps_node("exec")  # an exec sink
+    assert keeps_node("sock.connect") and keeps_node("json.dumps")  # by the last part
+    assert not keeps_node("self.render") and not keeps_node("print")
+    assert all(keeps_node(f"x.{name}") for name in NODE_CALL_NAMES)
