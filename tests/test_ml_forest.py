@@ -22,7 +22,6 @@ from pkgvet.ml.forest import (
     linear_raw,
     logit,
     sigmoid,
-    tree_path,
     tree_value,
 )
 
@@ -55,12 +54,11 @@ def test_forest_is_stdlib_only() -> None:
 
 
 def test_hand_made_trees() -> None:
-    assert tree_path(TREE_A, [0.5]) == [0, 1]
-    assert tree_value(TREE_A, [0.5]) == 0.1
-    assert tree_path(TREE_A, [0.6]) == [0, 2]
-    assert tree_path(TREE_B, [0.3, 1.0]) == [0, 1, 3]
+    assert tree_value(TREE_A, [0.5]) == 0.1  # x <= threshold goes left
+    assert tree_value(TREE_A, [0.6]) == 0.9
     assert tree_value(TREE_B, [0.3, 1.0]) == 0.6
-    assert tree_path(TREE_B, [0.0, 3.0]) == [0, 4]
+    assert tree_value(TREE_B, [0.0, 3.0]) == 0.8
+    assert tree_value(TREE_B, [0.0, 1.0]) == 0.2
     rf = {"kind": "random_forest", "trees": [TREE_A, TREE_B]}
     assert forest_proba(rf, [0.3, 1.0]) == pytest.approx((0.1 + 0.6) / 2)
     contrib = forest_contributions(rf, [0.3, 1.0])
@@ -70,9 +68,8 @@ def test_hand_made_trees() -> None:
 
 
 def test_nan_routes() -> None:
-    assert tree_path(TREE_A, [math.nan]) == [0, 2]  # NaN goes right by default
+    assert tree_value(TREE_A, [math.nan]) == 0.9  # NaN goes right by default
     with_missing = dict(TREE_A, missing_left=[1, 0, 0])
-    assert tree_path(with_missing, [math.nan]) == [0, 1]
     assert tree_value(with_missing, [math.nan]) == 0.1
     assert tree_value(with_missing, [0.9]) == 0.9
 

@@ -27,6 +27,7 @@ import posixpath
 import re
 import zlib
 from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from functools import lru_cache
 
@@ -340,10 +341,15 @@ def _code_features(pkg: PackageContext, d: dict[str, float], tokens: dict[int, s
 
     seen: set[str] = set()  # a token seen again adds nothing: skip hashing it
 
-    def add(token: str) -> None:
-        if token not in seen and len(tokens) < _MAX_TOKENS:
-            seen.add(token)
-            tokens.setdefault(token_index(token), token)
+    def add(new: Iterable[str]) -> None:
+        """Hash ``new`` tokens in order into ``tokens``; the first token to hit an index keeps
+        it, and none is added once ``_MAX_TOKENS`` indices are taken."""
+        for token in new:
+            if len(tokens) >= _MAX_TOKENS:
+                return
+            if token not in seen:
+                seen.add(token)
+                tokens.setdefault(token_index(token), token)
 
     for fc in pkg.all_files():
         trig = fc.trigger if fc.trigger in _TRIGGERS else Trigger.RUNTIME
@@ -372,13 +378,11 @@ def _code_features(pkg: PackageContext, d: dict[str, float], tokens: dict[int, s
         for imp in sorted(fc.imports):  # sorted: set order varies by process (token cap)
             top = ".".join(imp.split(".")[:2])
             imports.add(top)
-            add(f"imp:{top}")
-        for qualname in dict.fromkeys(c.qualname for c in fc.calls):  # first-seen order
-            token = _call_token(qualname)
-            if token is not None:
-                add(token)
+            add((f"imp:{top}",))
+        called = map(_call_token, dict.fromkeys(c.qualname for c in fc.calls))  # first seen
+        add(t for t in called if t is not None)
         if fc.depth:
-            add(f"depth:{trig.value}")
+            add((f"depth:{trig.value}",))
         s_count += len(fc.strings)
         for s, _line in fc.strings:
             n = len(s)
@@ -391,10 +395,7 @@ def _code_features(pkg: PackageContext, d: dict[str, float], tokens: dict[int, s
             if len(entropies) < _MAX_ENTROPY_STRINGS:
                 entropies.append(entropy(s[:4096] if n > 4096 else s))
         blob = fc.string_blob_lower[:_MAX_WORD_CHARS]
-        for token in _text_tokens(blob, urls):
-            if token not in seen and len(tokens) < _MAX_TOKENS:
-                seen.add(token)
-                tokens.setdefault(token_index(token), token)
+        add(_text_tokens(blob, urls))
         if blob.count(".") >= 3:  # an IPv4 address has three
             ips = {ip for ip in _IP_RE.findall(blob) if not ip.startswith(("0.", "127."))}
             s_ips += len(ips)
@@ -435,8 +436,7 @@ def _code_features(pkg: PackageContext, d: dict[str, float], tokens: dict[int, s
     d["s_urls"] = _log(len(urls))
     hosts = {u.split("/")[2].split(":")[0] for u in urls if u.count("/") >= 2}
     d["s_url_hosts"] = _log(len(hosts))
-    for h in sorted(hosts)[:200]:
-        add(f"host:{h}")
+    add(f"host:{h}" for h in sorted(hosts)[:200])
     d["s_ips"] = _log(s_ips)
     d["s_webhooks"] = _log(s_webhooks)
     d["s_high_entropy"] = _log(sum(1 for e in entropies if e > 4.5))

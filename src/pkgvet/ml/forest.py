@@ -42,7 +42,6 @@ __all__ = [
     "linear_raw",
     "logit",
     "sigmoid",
-    "tree_path",
     "tree_value",
 ]
 
@@ -80,25 +79,6 @@ def _leaf(tree: Tree, x: Sequence[float]) -> int:
 def tree_value(tree: Tree, x: Sequence[float]) -> float:
     """The value of the leaf that ``x`` reaches."""
     return float(tree["value"][_leaf(tree, x)])
-
-
-def tree_path(tree: Tree, x: Sequence[float]) -> list[int]:
-    """Node ids visited by ``x``, from the root (0) to its leaf inclusive."""
-    feature: Sequence[int] = tree["feature"]
-    threshold: Sequence[float] = tree["threshold"]
-    left: Sequence[int] = tree["left"]
-    right: Sequence[int] = tree["right"]
-    missing: Sequence[int] | None = tree.get("missing_left")
-    node = 0
-    path = [0]
-    while left[node] != LEAF:
-        v = x[feature[node]]
-        if v <= threshold[node] or (v != v and missing is not None and missing[node]):
-            node = left[node]
-        else:
-            node = right[node]
-        path.append(node)
-    return path
 
 
 def _check_kind(model: Model, kind: str) -> None:
