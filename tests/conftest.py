@@ -6,6 +6,7 @@ import io
 import os
 import tarfile
 import zipfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -112,3 +113,34 @@ def realistic_clean_sdist() -> bytes:
         "LICENSE": "MIT License\n",
     }
     return make_tar({root + k: v.encode() for k, v in files.items()})
+
+
+@pytest.fixture(scope="session")
+def postgres_admin() -> Iterator[str]:
+    """Admin URL of a PostgreSQL server for tests: ``$PKGVET_TEST_POSTGRES_URL``, or a throwaway
+    cluster from Debian's binaries (``.ci/run`` installs them); skips when there is neither."""
+    from service_helpers import postgres_binaries, postgres_cluster
+
+    url = os.environ.get("PKGVET_TEST_POSTGRES_URL")
+    if url:
+        yield url
+        return
+    if postgres_binaries() is None:
+        pytest.skip(
+            "PostgreSQL server binaries not installed (/usr/lib/postgresql/*/bin/initdb); "
+            "'apt-get install postgresql' or set PKGVET_TEST_POSTGRES_URL (.ci/run installs them)"
+        )
+    with postgres_cluster() as admin:
+        yield admin
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A fresh database for a store: a SQLite file path, or a new PostgreSQL database's URL."""
+    if request.param == "sqlite":
+        return str(tmp_path / "results.db")
+    pytest.importorskip("psycopg")
+    from service_helpers import fresh_database
+
+    admin: str = request.getfixturevalue("postgres_admin")
+    return fresh_database(admin)

@@ -65,10 +65,21 @@ def batch(*args: str) -> Result:
     return res
 
 
-def stored(db: Path) -> list[tuple[str, str, str]]:
-    """(key, job, verdict) of every row, read with the standard library (another process)."""
-    with sqlite3.connect(db) as conn:
-        return sorted(conn.execute("select key, job, verdict from scans").fetchall())
+def stored(db: Path | str) -> list[tuple[str, str, str]]:
+    """(key, job, verdict) of every row, read as another process would: a SQLite file with the
+    standard library, a database URL with SQLAlchemy."""
+    query = "select key, job, verdict from scans"
+    if isinstance(db, Path):
+        with sqlite3.connect(db) as conn:
+            return sorted(conn.execute(query).fetchall())
+    import sqlalchemy as sa
+
+    engine = sa.create_engine(db)
+    try:
+        with engine.connect() as conn:
+            return sorted((k, j, v) for k, j, v in conn.execute(sa.text(query)))
+    finally:
+        engine.dispose()
 
 
 def summary_value(output: str, label: str) -> str:
@@ -238,10 +249,15 @@ def test_hung_and_oversized_packages_become_errors(
     assert int(summary_value(res.output, "workers replaced")) >= 2
 
 
-def test_killed_run_restarts_with_exactly_one_result_per_package(tmp_path: Path) -> None:
+def test_killed_run_restarts_with_exactly_one_result_per_package(
+    tmp_path: Path, db_url: str
+) -> None:
+    """On SQLite and on PostgreSQL (``db_url`` in conftest)."""
+    import sqlalchemy as sa
+
     root = tmp_path / "corpus"
     labels = make_corpus(root, 60)
-    db = tmp_path / "r.db"
+    db: Path | str = db_url if "://" in db_url else Path(db_url)
     cmd = [sys.executable, "-m", "pkgvet", "batch", str(root), "--db", str(db), *FAST]
     env = {**os.environ, "PYTHONPATH": str(REPO / "src")}
     # the last package hangs (test-only hook), so the first run cannot finish before the kill
@@ -256,10 +272,10 @@ def test_killed_run_restarts_with_exactly_one_result_per_package(tmp_path: Path)
         count = 0
         while count < 20 and time.monotonic() < deadline and proc.poll() is None:
             time.sleep(0.05)
-            if db.exists():
+            if not isinstance(db, Path) or db.exists():
                 try:
                     count = len(stored(db))
-                except sqlite3.OperationalError:  # tables not created yet
+                except (sqlite3.OperationalError, sa.exc.SQLAlchemyError):  # no tables yet
                     count = 0
         assert count >= 20, "the first run stored nothing to resume from"
     finally:

@@ -6,7 +6,6 @@ HTTP, once on SQLite and once on PostgreSQL (a throwaway cluster from Debian's b
 
 from __future__ import annotations
 
-import os
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,10 +17,7 @@ from service_helpers import (
     Server,
     clean,
     dropper,
-    fresh_database,
     make_token,
-    postgres_binaries,
-    postgres_cluster,
     upload,
     wait_scan,
     wait_status,
@@ -32,29 +28,6 @@ pytest.importorskip("fastapi")
 pytest.importorskip("alembic")
 
 BASE = ["--no-model", "--workers", "2"]
-
-
-@pytest.fixture(scope="session")
-def postgres_admin() -> Iterator[str]:
-    url = os.environ.get("PKGVET_TEST_POSTGRES_URL")
-    if url:
-        yield url
-        return
-    if postgres_binaries() is None:
-        pytest.skip(
-            "PostgreSQL server binaries not installed (/usr/lib/postgresql/*/bin/initdb); "
-            "'apt-get install postgresql' or set PKGVET_TEST_POSTGRES_URL (.ci/run installs them)"
-        )
-    with postgres_cluster() as admin:
-        yield admin
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    if request.param == "sqlite":
-        return str(tmp_path / "service.db")
-    admin: str = request.getfixturevalue("postgres_admin")
-    return fresh_database(admin)
 
 
 @pytest.fixture

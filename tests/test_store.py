@@ -1,10 +1,12 @@
-"""The results store (pkgvet.store): idempotent writes, reading back, schema version, retries."""
+"""The results store (pkgvet.store): idempotent writes, reading back, schema version, retries;
+on SQLite and on PostgreSQL (a throwaway cluster, see ``postgres_admin`` in conftest)."""
 
 from __future__ import annotations
 
 import base64
 import json
 import sqlite3
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -24,9 +26,10 @@ RULES_ONLY = ScanConfig(use_model=False)
 
 
 @pytest.fixture
-def store(tmp_path: Path) -> ResultStore:
-    s = ResultStore(str(tmp_path / "results.db"))
-    yield s  # type: ignore[misc]
+def store(db_url: str) -> Iterator[ResultStore]:
+    """A results store on SQLite and on PostgreSQL (``db_url`` in conftest)."""
+    s = ResultStore(db_url)
+    yield s
     s.close()
 
 
@@ -58,13 +61,17 @@ def test_add_is_idempotent_and_reads_back(store: ResultStore) -> None:
     assert store.done(["clean-job", "other"], by="job") == {"clean-job"}
 
 
-def test_one_row_per_key_in_the_database(store: ResultStore, tmp_path: Path) -> None:
+def test_one_row_per_key_in_the_database(store: ResultStore) -> None:
+    import sqlalchemy as sa
+
     clean = scan_bytes(realistic_clean_sdist(), "zzclean-1.0.tar.gz", RULES_ONLY)
     added = store.add_many([(clean, "a", None), (clean, "a", None), (clean, "b", None)])
     assert [a.inserted for a in added] == [True, False, True]
-    with sqlite3.connect(tmp_path / "results.db") as db:
-        assert db.execute("select count(*), count(distinct key) from scans").fetchone() == (2, 2)
-        assert db.execute("select value from pkgvet_meta where name='schema_version'").fetchone()
+    with store.engine.connect() as db:
+        q = "select count(*), count(distinct key) from scans"
+        assert tuple(db.execute(sa.text(q)).one()) == (2, 2)
+        q = "select value from pkgvet_meta where name='schema_version'"
+        assert db.execute(sa.text(q)).scalar()
 
 
 def test_iter_results_pages_filters_and_orders(store: ResultStore) -> None:
