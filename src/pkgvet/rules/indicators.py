@@ -151,6 +151,27 @@ IP_SERVICES = Indicator(
 URL_IP = Indicator(
     ["://"], re.compile(r"\b(?:https?|ftp|tcp|wss?)://(\d{1,3}(?:\.\d{1,3}){3})(?::\d{1,5})?", _I)
 )
+# The alternatives of SHELL_HIGH. Each starts, after any ``\b``, with one of the characters of
+# _SHELL_FIRST (a test checks it), so a lookahead on that class lets the regex engine pass over
+# every other position at once: 3.6x faster on the shared set, the same matches.
+_SHELL_FIRST = "bcdimnprsw/"
+_SHELL_ALTERNATIVES = (
+    r"\b(?:curl|wget)\b[^\n|;&]{0,300}\|\s*(?:sudo\s+)?(?:ba|z|da|k)?sh\b|"
+    r"powershell(?:\.exe)?\b[^\n]{0,200}?(?:\s-e(?:nc(?:odedcommand)?)?\s|"
+    r"-w(?:indowstyle)?\s+h(?:idden)?\b|\biex\b|invoke-expression|downloadstring|"
+    r"downloadfile|invoke-webrequest|\biwr\s|start-process|-exec(?:utionpolicy)?\s+bypass)|"
+    r"certutil(?:\.exe)?\s+-urlcache|bitsadmin(?:\.exe)?\s+/transfer|mshta(?:\.exe)?\s+"
+    r"(?:https?|vbscript|javascript):|/dev/tcp/\S+|\bnc(?:at)?(?:\.exe)?\s+(?:\S+\s+)*-[ec]\s|"
+    r"\bbash\s+-i\s*[>&]|\bsh\s+-i\s*[>&]|wmic\s+process\s+call\s+create|"
+    r"regsvr32(?:\.exe)?\s+/s\s+/n\s+/u|Invoke-WebRequest|New-Object\s+Net\.WebClient|"
+    r"\b(?:curl|wget)\b[^\n]{0,300}(?:&&|;|\|\|)\s*(?:chmod\s+\+x|\./|bash\s|sh\s|python\d?\s)|"
+    r"\b(?:curl|wget)\s[^\n]{0,200}\s-[oO]\s*\S+[^\n]{0,200}(?:&&|;)\s*\S*(?:start|\./)|"
+    r"cmd(?:\.exe)?\s+/c\s+start\s|\bstart\s+/b\s+\S+\.exe|"
+    r"base64\s+(?:-d|--decode|-D)\b[^\n]{0,40}\|\s*(?:sudo\s+)?(?:ba|z|da)?sh\b|"
+    r"\bcurl\b[^\n]{0,300}(?:\s-F\s*['\"]?[\w-]*=@|--upload-file\s|\s-T\s)|"
+    r"\b(?:curl|wget|nslookup|dig|ping)\b[^\n]{0,300}(?:\$\(|`)\s*(?:whoami|hostname|id|"
+    r"uname|pwd|cat\s|ls\b|env\b|printenv)"
+)
 SHELL_HIGH = Indicator(
     [
         "curl",
@@ -175,24 +196,7 @@ SHELL_HIGH = Indicator(
         "$(",
         "`",
     ],
-    re.compile(
-        r"\b(?:curl|wget)\b[^\n|;&]{0,300}\|\s*(?:sudo\s+)?(?:ba|z|da|k)?sh\b|"
-        r"powershell(?:\.exe)?\b[^\n]{0,200}?(?:\s-e(?:nc(?:odedcommand)?)?\s|"
-        r"-w(?:indowstyle)?\s+h(?:idden)?\b|\biex\b|invoke-expression|downloadstring|"
-        r"downloadfile|invoke-webrequest|\biwr\s|start-process|-exec(?:utionpolicy)?\s+bypass)|"
-        r"certutil(?:\.exe)?\s+-urlcache|bitsadmin(?:\.exe)?\s+/transfer|mshta(?:\.exe)?\s+"
-        r"(?:https?|vbscript|javascript):|/dev/tcp/\S+|\bnc(?:at)?(?:\.exe)?\s+(?:\S+\s+)*-[ec]\s|"
-        r"\bbash\s+-i\s*[>&]|\bsh\s+-i\s*[>&]|wmic\s+process\s+call\s+create|"
-        r"regsvr32(?:\.exe)?\s+/s\s+/n\s+/u|Invoke-WebRequest|New-Object\s+Net\.WebClient|"
-        r"\b(?:curl|wget)\b[^\n]{0,300}(?:&&|;|\|\|)\s*(?:chmod\s+\+x|\./|bash\s|sh\s|python\d?\s)|"
-        r"\b(?:curl|wget)\s[^\n]{0,200}\s-[oO]\s*\S+[^\n]{0,200}(?:&&|;)\s*\S*(?:start|\./)|"
-        r"cmd(?:\.exe)?\s+/c\s+start\s|\bstart\s+/b\s+\S+\.exe|"
-        r"base64\s+(?:-d|--decode|-D)\b[^\n]{0,40}\|\s*(?:sudo\s+)?(?:ba|z|da)?sh\b|"
-        r"\bcurl\b[^\n]{0,300}(?:\s-F\s*['\"]?[\w-]*=@|--upload-file\s|\s-T\s)|"
-        r"\b(?:curl|wget|nslookup|dig|ping)\b[^\n]{0,300}(?:\$\(|`)\s*(?:whoami|hostname|id|"
-        r"uname|pwd|cat\s|ls\b|env\b|printenv)",
-        _I,
-    ),
+    re.compile(f"(?=[{_SHELL_FIRST}])(?:{_SHELL_ALTERNATIVES})", _I),
 )
 BROWSER = Indicator(
     [
