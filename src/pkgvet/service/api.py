@@ -130,7 +130,9 @@ class ScanOut(BaseModel):
     )
 
 
-class ReleaseOut(BaseModel):
+class ReleaseFields(BaseModel):
+    """What every release in a response carries."""
+
     id: int
     name: str
     version: str | None
@@ -139,6 +141,9 @@ class ReleaseOut(BaseModel):
     size: int
     first_seen: str
     latest_scan_id: int | None
+
+
+class ReleaseOut(ReleaseFields):
     scan: ScanOut | None
 
 
@@ -172,15 +177,7 @@ class ReleasePage(BaseModel):
     items: list[ReleaseOut]
 
 
-class SimilarOut(BaseModel):
-    id: int
-    name: str
-    version: str | None
-    filename: str
-    sha256: str
-    size: int
-    first_seen: str
-    latest_scan_id: int | None
+class SimilarOut(ReleaseFields):
     similarity: float
     verdict: str | None
 
