@@ -15,9 +15,10 @@ One invocation measures, on the same packages:
 Packages: a seeded sample of the malware dataset (``--limit``, default 1000; ``--limit 0`` for
 all of it) and a seeded sample of the pinned benign manifests ``data/benign/*.tsv`` read from
 the collector cache (``--benign``, default 500), shuffled together. Every phase runs in fresh
-``spawn`` processes that import and load rules and model before the clock starts, as a long
-batch would. Prints packages/s, median and p95 per package and peak RSS per worker, per set and
-overall, then the ratios against their targets; ``--json FILE`` writes everything as JSON.
+``spawn`` processes that load rules, popular names and model (``pipeline.prepare``) before the
+clock starts, as a batch worker does. Prints packages/s, median and p95 per package and peak
+RSS per worker, per set and overall, then the ratios against their targets; ``--json FILE``
+writes everything as JSON.
 
     python benchmarks/bench_scan.py [--limit N] [--benign N] [--jobs N] [--json FILE]
 
@@ -135,15 +136,11 @@ def _make_scanner(phase: str) -> Callable[[Path], str | None]:
 
         return bandit_one
     from pkgvet.config import ScanConfig
-    from pkgvet.pipeline import scan_target
-    from pkgvet.rules.registry import load_rules
+    from pkgvet.pipeline import prepare, scan_target
 
-    load_rules()
     config = ScanConfig(use_model=phase == "model")
-    if config.use_model:
-        from pkgvet.ml.model import load_model
-
-        load_model()  # raises when no usable model is installed: reported, not timed
+    # rules, popular names, model; raises when no usable model is installed: reported, not timed
+    prepare(config)
 
     def pkgvet_one(path: Path) -> str | None:
         return scan_target(path, config).error

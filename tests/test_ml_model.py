@@ -141,6 +141,28 @@ def test_cli_refuses_a_tampered_model_file(
     assert res.exit_code == 2 and "--model-sha256" in res.output
 
 
+def test_prepare_loads_popular_names_and_model_and_refuses_a_tampered_one(
+    tmp_path: Path, trained: tuple[Any, Any, bytes]
+) -> None:
+    """Workers call pipeline.prepare before their first package: it builds what the first
+    scan would (the popular-name index, the model) and fails as that scan would."""
+    from pkgvet import typosquat
+    from pkgvet.config import ScanConfig
+    from pkgvet.pipeline import prepare
+
+    _data, _stack, blob = trained
+    model = tmp_path / "model.json.gz"
+    model.write_bytes(blob)
+    digest = hashlib.sha256(blob).hexdigest()
+    typosquat._index.cache_clear()
+    prepare(ScanConfig(model_path=str(model), model_sha256=digest))
+    assert typosquat._index.cache_info().currsize == 1
+    assert load_model(str(model), digest).sha256 == digest  # served from the cache
+    model.write_bytes(blob[:-1] + bytes([blob[-1] ^ 1]))
+    with pytest.raises(ModelError, match="does not match"):
+        prepare(ScanConfig(model_path=str(model), model_sha256="0" * 64))
+
+
 def test_cli_scores_with_a_given_model(tmp_path: Path, trained: tuple[Any, Any, bytes]) -> None:
     _data, _stack, blob = trained
     model = tmp_path / "model.json.gz"

@@ -178,6 +178,20 @@ def _analyse_unpaused(
 _MAX_SHINGLES = 4000
 
 
+def prepare(config: ScanConfig) -> None:
+    """Load now what the first scan with ``config`` would otherwise load: the rules, the
+    popular-name index of the typosquat checks and the model. Long-lived workers (batch, the
+    service, benchmarks) call it once before their first package, so no package pays for it.
+    A model that cannot be loaded raises :class:`~pkgvet.ml.model.ModelError`, as the first
+    scan would."""
+    from pkgvet import typosquat
+
+    select_rules(config.select, config.ignore)
+    typosquat.warm()
+    if config.use_model:
+        _model(config)
+
+
 def _model(config: ScanConfig) -> Model | None:
     """The configured model; None when no model is installed and none was given (rules-only
     verdict). A tampered or unreadable model raises :class:`~pkgvet.ml.model.ModelError`."""

@@ -137,6 +137,12 @@ def _accept(canon: str, target: str, kind: str, rank: int) -> bool:
     return kind in ("key", "double") and min(len(canon), len(target)) >= WIDE_MIN_LEN
 
 
+def warm() -> None:
+    """Build the popular-name index now rather than in the first scan that asks (a long-lived
+    worker calls this before its first package)."""
+    _index()
+
+
 @lru_cache(maxsize=4096)
 def closest_popular(name: str) -> str | None:
     """The popular project ``name`` imitates, or None (also None for popular names).

@@ -26,6 +26,7 @@ from functools import cached_property, lru_cache
 
 from pkgvet.analysis.apis import REFS, Cap, capability_of
 from pkgvet.analysis.fold import DECODER_NAMES, Folder, Value
+from pkgvet.analysis.keywords import KeywordHits, find_all
 from pkgvet.analysis.reach import ImportSite, dead_ranges
 from pkgvet.archive import Archive, Member
 from pkgvet.config import Limits
@@ -673,6 +674,13 @@ class FileContext:
     @cached_property
     def string_blob_lower(self) -> str:
         return self.string_blob[0].lower()
+
+    @cached_property
+    def string_blob_hits(self) -> KeywordHits | None:
+        """Where every registered indicator keyword occurs in :attr:`string_blob_lower`,
+        found in one pass for all of them; None where :func:`~pkgvet.analysis.keywords.find_all`
+        cannot list them (indicators then search the blob keyword by keyword)."""
+        return find_all(self.string_blob_lower)
 
 
 def _to_text(value: Value) -> str | None:

@@ -60,9 +60,12 @@ def from_pyproject(data: bytes, source: str = "pyproject.toml") -> PackageInfo |
 
 
 def from_setup_cfg(data: bytes, source: str = "setup.cfg") -> PackageInfo | None:
+    text = _text(data)
+    if "[metadata]" not in text:  # most setup.cfg files hold only tool settings
+        return None
     parser = configparser.RawConfigParser(strict=False)
     try:
-        parser.read_string(_text(data))
+        parser.read_string(text)
     except configparser.Error:
         return None
     if not parser.has_section("metadata"):

@@ -117,12 +117,11 @@ def _client(options: WorkerOptions) -> IndexClient:
 
 
 def warm_up(options: WorkerOptions) -> None:
-    """Load the model before the first task, so no task pays for it."""
-    if options.config.use_model:
-        from pkgvet.pipeline import _model
+    """Load rules, popular names and model before the first task, so no task pays for them."""
+    from pkgvet.pipeline import prepare
 
-        with contextlib.suppress(PkgvetError, OSError, ValueError):
-            _model(options.config)  # a broken model: the scan reports it
+    with contextlib.suppress(PkgvetError, OSError, ValueError):
+        prepare(options.config)  # a broken model: the scan reports it
 
 
 def run_task(task: Task, options: WorkerOptions) -> TaskOutput:

@@ -8,6 +8,7 @@ import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 
+from pkgvet.analysis import keywords as _keywords
 from pkgvet.analysis.context import FileContext
 
 _I = re.I
@@ -23,18 +24,42 @@ class Indicator:
 
     keywords: list[str]
     pattern: re.Pattern[str]
+    # Keywords found through the shared one-pass search (``KeywordHits``); False for
+    # indicators never run on string blobs or whose keywords are runs of one character.
+    shared: bool = True
+
+    def __post_init__(self) -> None:
+        if self.shared:
+            _keywords.register(self.keywords)
 
     def search(self, text: str, lowered: str | None = None) -> re.Match[str] | None:
         return next(self.finditer(text, lowered if lowered is not None else text.lower()), None)
 
-    def finditer(self, text: str, lowered: str) -> Iterator[re.Match[str]]:
-        """Matches of the pattern, searched only in windows around keyword occurrences."""
+    def finditer(
+        self, text: str, lowered: str, hits: _keywords.KeywordHits | None = None
+    ) -> Iterator[re.Match[str]]:
+        """Matches of the pattern, searched only in windows around keyword occurrences.
+
+        ``hits``, the keyword occurrences of ``lowered`` found in one pass, stands in for
+        searching ``lowered`` once per keyword; the windows are the same either way: after an
+        occurrence at ``pos`` the next one counted starts at ``pos + len(k) + _AFTER // 2``
+        or later."""
         windows: list[tuple[int, int]] = []
+        if not self.shared:
+            hits = None
         for k in self.keywords:
+            gap = len(k) + _AFTER // 2
+            if hits is not None:
+                after = 0
+                for pos in hits.positions(k):
+                    if pos >= after:
+                        windows.append((max(0, pos - _BEFORE), pos + len(k) + _AFTER))
+                        after = pos + gap
+                continue
             pos = lowered.find(k)
             while pos != -1:
                 windows.append((max(0, pos - _BEFORE), pos + len(k) + _AFTER))
-                pos = lowered.find(k, pos + len(k) + _AFTER // 2)
+                pos = lowered.find(k, pos + gap)
         if not windows:
             return
         windows.sort()
@@ -338,7 +363,7 @@ OBFUSCATOR_COMMERCIAL = Indicator(
     ),
 )
 HIDDEN_BY_WHITESPACE = Indicator(
-    [" " * 150, "\t" * 150], re.compile(r"[ \t]{150,}[;A-Za-z_][^\n]*\(")
+    [" " * 150, "\t" * 150], re.compile(r"[ \t]{150,}[;A-Za-z_][^\n]*\("), shared=False
 )
 
 _PRIVATE_NETS = ("127.", "0.", "10.", "192.168.", "169.254.", "255.")
@@ -366,7 +391,7 @@ def search_strings(file: FileContext, indicator: Indicator) -> Iterator[tuple[in
     if not blob:
         return
     last = -1
-    for m in indicator.finditer(blob, file.string_blob_lower):
+    for m in indicator.finditer(blob, file.string_blob_lower, file.string_blob_hits):
         i = bisect.bisect_right(offsets, m.start()) - 1
         if i == last:
             continue
