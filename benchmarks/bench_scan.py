@@ -20,7 +20,7 @@ clock starts, as a batch worker does. Prints packages/s, median and p95 per pack
 RSS per worker, per set and overall, then the ratios against their targets; ``--json FILE``
 writes everything as JSON.
 
-    python benchmarks/bench_scan.py [--limit N] [--benign N] [--jobs N] [--json FILE]
+    python benchmarks/bench_scan.py [--limit N] [--benign N] [--jobs N] [--rounds N] [--json FILE]
 
 bandit is not a pkgvet dependency: ``pip install bandit`` first (the phase is skipped with a
 note otherwise). Run on purpose, never from the test suite; on a shared machine run it when the
@@ -326,6 +326,20 @@ def ratios(by: dict[str, dict[str, Any]], jobs: int) -> list[dict[str, Any]]:
         if nogc:
             out.append({"name": f"{kind} / floor with GC paused", "value": scanned / nogc,
                         "target": "(informative)", "ok": None})
+    for name in ("malware", "benign"):
+        # per set: the sum of that set's per-package times in the same runs
+        f_s, m_s, r_s = (
+            by.get(p, {}).get(name, {}).get("total_s") for p in ("floor", "model", "rules")
+        )
+        if f_s and (m_s or r_s):
+            v = (m_s or r_s) / f_s
+            out.append({"name": f"{kind} / floor, {name} alone", "value": v,
+                        "target": f"<= {TARGETS['model_over_floor']:g}x",
+                        "ok": v <= TARGETS["model_over_floor"]})
+        if m_s and r_s:
+            out.append({"name": f"model overhead, {name} alone", "value": m_s / r_s - 1,
+                        "target": f"<= +{100 * TARGETS['model_overhead']:.0f}%",
+                        "ok": m_s / r_s - 1 <= TARGETS["model_overhead"]})
     if model and rules:
         extra = model / rules - 1
         out.append({"name": "model overhead over rules only", "value": extra,
@@ -358,6 +372,8 @@ def main() -> None:
     ap.add_argument("--jobs", type=int, default=2, help="processes for the scaling phase")
     ap.add_argument("--phases", default="floor,floor-nogc,bandit,rules,model,scale",
                     help="comma-separated subset of the phases to run")
+    ap.add_argument("--rounds", type=int, default=1,
+                    help="run the phases this many times, interleaved; keep each one's fastest")
     ap.add_argument("--json", type=Path, help="also write the results as JSON here")
     args = ap.parse_args()
     phases = args.phases.split(",")
@@ -377,13 +393,21 @@ def main() -> None:
 
     summaries: list[dict[str, Any]] = []
     by: dict[str, dict[str, Any]] = {}
-    for phase in ("floor", "floor-nogc", "bandit", "rules", "model"):
-        if phase not in phases:
-            continue
-        s = summarise(run_phase(phase, paths), sets)
-        summaries.append(s)
-        by[phase] = s
-        print(table([s], list(sets)).split("\n", 2)[-1], flush=True)
+    order = [p for p in ("floor", "floor-nogc", "bandit", "rules", "model") if p in phases]
+    for rnd in range(args.rounds):
+        # Rounds interleave the phases (ABCABC), so a slow spell of the machine falls on all of
+        # them; each phase keeps its fastest round.
+        for phase in order:
+            s = summarise(run_phase(phase, paths), sets)
+            if args.rounds > 1:
+                print(f"round {rnd + 1}:", flush=True)
+            print(table([s], list(sets)).split("\n", 2)[-1], flush=True)
+            best = by.get(phase)
+            if best is None or "unavailable" in best or (
+                "unavailable" not in s and s["all"]["total_s"] < best["all"]["total_s"]
+            ):
+                by[phase] = s
+    summaries = [by[p] for p in order]
     if "scale" in phases and args.jobs > 1:
         base = "model" if "unavailable" not in by.get("model", {"unavailable": 1}) else "rules"
         s = summarise(run_phase(base, paths, args.jobs), sets)
