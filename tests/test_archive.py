@@ -581,3 +581,46 @@ def test_single_file(tmp_path) -> None:
 def test_sdist_helper_round_trip() -> None:
     archive = read(sdist("zzpkg", "1.0", {"setup.py": SETUP}))
     assert rels(archive) == {"PKG-INFO", "setup.py"}
+
+
+def _outcome(data: bytes) -> object:
+    try:
+        a = read(data)
+    except ArchiveError as exc:
+        return type(exc).__name__, str(exc)
+    return [(m.rel, m.data) for m in a.members], a.skips, a.anomalies
+
+
+def _damaged_sdists() -> dict[str, bytes]:
+    good = _many_member_sdist()
+    tar = gzip.decompress(good)
+    crc = bytearray(good)
+    crc[-8] ^= 0xFF
+    return {
+        "intact": good,
+        "truncated gzip": good[: len(good) // 2],
+        "crc mismatch": bytes(crc),
+        "trailing bytes": good + b"junk",
+        "two gzip members": gzip.compress(tar[:4096], mtime=0) + gzip.compress(tar[4096:], mtime=0),
+        "tar without end blocks": gzip.compress(tar[:-2048], mtime=0),
+        "tar cut inside a member": gzip.compress(tar[: len(tar) // 2], mtime=0),
+        "escaping name": make_tar({**SDIST_FILES, "../evil.py": b"x = 1\n"}),
+    }
+
+
+@pytest.mark.parametrize("case", list(_damaged_sdists()))
+def test_small_gzip_inflated_at_once_reads_as_through_gzipfile(
+    case: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A small .tar.gz is inflated in one zlib call (a speed-up); members, skips, anomalies
+    and errors are those of reading it through gzip.GzipFile."""
+    import pkgvet.archive as archive_mod
+
+    data = _damaged_sdists()[case]
+    fast = _outcome(data)
+    monkeypatch.setattr(archive_mod, "_INFLATE_AT_ONCE", 0)  # every stream through GzipFile
+    assert _outcome(data) == fast
+    monkeypatch.undo()
+    damaged_gzip = case in ("truncated gzip", "crc mismatch", "trailing bytes", "two gzip members")
+    # damaged or unusual gzip framing is left to GzipFile; an intact one is inflated at once
+    assert (archive_mod._gunzip_small(data) is None) == damaged_gzip
