@@ -35,8 +35,13 @@ def from_core_metadata(data: bytes, source: str) -> PackageInfo:
 
 
 def from_pyproject(data: bytes, source: str = "pyproject.toml") -> PackageInfo | None:
+    text = _text(data)
+    if not any(k in text for k in ("project", "poetry", "\\u", "\\U")):
+        # Neither table can be named without its name written out (or \u-escaped in a
+        # quoted key): a build-system-only file, the common case, needs no TOML parse.
+        return None
     try:
-        doc = tomllib.loads(_text(data))
+        doc = tomllib.loads(text)
     except (tomllib.TOMLDecodeError, ValueError):
         return None
     project = doc.get("project")
