@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 import hashlib
 import io
 import json
@@ -61,7 +62,11 @@ from pkgvet.collect.sampling import LONG_TAIL, NAMED, POPULAR
 def make_sdist(name: str, version: str) -> bytes:
     """An inert sdist: a tar.gz holding a one-line setup.py."""
     buffer = io.BytesIO()
-    with tarfile.open(fileobj=buffer, mode="w:gz") as archive:
+    # gzip with a fixed timestamp: the same bytes, and so the same sha256, on every run
+    with (
+        gzip.GzipFile(fileobj=buffer, mode="wb", mtime=0) as gz,
+        tarfile.open(fileobj=gz, mode="w") as archive,
+    ):
         payload = b"print(1)\n"
         info = tarfile.TarInfo(f"{name}-{version}/setup.py")
         info.size = len(payload)
@@ -74,8 +79,11 @@ def make_wheel(name: str, version: str) -> bytes:
     """An inert wheel-shaped zip."""
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w") as archive:
-        archive.writestr(f"{name}/__init__.py", "print(1)\n")
-        archive.writestr(f"{name}-{version}.dist-info/METADATA", f"Name: {name}\n")
+        for member, text in (
+            (f"{name}/__init__.py", "print(1)\n"),
+            (f"{name}-{version}.dist-info/METADATA", f"Name: {name}\n"),
+        ):
+            archive.writestr(zipfile.ZipInfo(member, date_time=(2020, 1, 2, 3, 4, 6)), text)
     return buffer.getvalue()
 
 
@@ -609,7 +617,8 @@ def test_from_manifest_skips_cached_fetches_missing_and_refuses_mismatch(
     # The mismatching row is refused before any download and nothing is written.
     assert index.hits["/files/changed-1.0.tar.gz"] == 0
     assert not cached_path(changed_row).exists()
-    assert not (cache / "dists" / changed_row.sha256[:2]).exists()
+    # (not the two-character fan-out directory: another row's hash may share it)
+    assert not cached_path(changed_row).parent.exists()
 
     write_manifest(manifest, [cached_row, missing_row])
     again = CliRunner().invoke(collect_command, args)
