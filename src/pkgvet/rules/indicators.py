@@ -353,6 +353,7 @@ OBFUSCATOR_MALWARE = Indicator(
         r"__obfuscator__\s*=|Anonymous obfuscator|Lambda obfuscator|freecodingtools\.org",
         _I,
     ),
+    shared=False,  # run on whole file text (PV603), never on string blobs
 )
 OBFUSCATOR_COMMERCIAL = Indicator(
     ["pyarmor", "pytransform", "py_armor", "sourcedefender"],
@@ -361,6 +362,7 @@ OBFUSCATOR_COMMERCIAL = Indicator(
         r"pytransform\.pyarmor|PY_ARMOR|sourcedefender",
         _I,
     ),
+    shared=False,
 )
 HIDDEN_BY_WHITESPACE = Indicator(
     [" " * 150, "\t" * 150], re.compile(r"[ \t]{150,}[;A-Za-z_][^\n]*\("), shared=False
