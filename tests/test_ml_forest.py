@@ -11,19 +11,7 @@ from typing import Any
 import pytest
 
 from pkgvet.ml import forest
-from pkgvet.ml.forest import (
-    as_float32,
-    boosting_proba,
-    boosting_raw,
-    forest_bias,
-    forest_contributions,
-    forest_proba,
-    linear_proba,
-    linear_raw,
-    logit,
-    sigmoid,
-    tree_value,
-)
+from pkgvet.ml.forest import GradientBoosting, Linear, RandomForest, as_float32, logit, sigmoid
 
 # A hand-made stump pair: feature 0 <= 0.5 -> left.
 TREE_A: dict[str, Any] = {
@@ -53,32 +41,60 @@ def test_forest_is_stdlib_only() -> None:
     assert not imported & {"numpy", "sklearn", "scipy", "pkgvet"}
 
 
+def _rf(*trees: dict[str, Any]) -> RandomForest:
+    return RandomForest({"kind": "random_forest", "trees": list(trees)})
+
+
 def test_hand_made_trees() -> None:
-    assert tree_value(TREE_A, [0.5]) == 0.1  # x <= threshold goes left
-    assert tree_value(TREE_A, [0.6]) == 0.9
-    assert tree_value(TREE_B, [0.3, 1.0]) == 0.6
-    assert tree_value(TREE_B, [0.0, 3.0]) == 0.8
-    assert tree_value(TREE_B, [0.0, 1.0]) == 0.2
-    rf = {"kind": "random_forest", "trees": [TREE_A, TREE_B]}
-    assert forest_proba(rf, [0.3, 1.0]) == pytest.approx((0.1 + 0.6) / 2)
-    contrib = forest_contributions(rf, [0.3, 1.0])
+    assert _rf(TREE_A).proba([0.5]) == 0.1  # x <= threshold goes left
+    assert _rf(TREE_A).proba([0.6]) == 0.9
+    assert _rf(TREE_B).proba([0.3, 1.0]) == 0.6
+    assert _rf(TREE_B).proba([0.0, 3.0]) == 0.8
+    assert _rf(TREE_B).proba([0.0, 1.0]) == 0.2
+    rf = _rf(TREE_A, TREE_B)  # the second tree's nodes are numbered after the first's
+    assert rf.proba([0.3, 1.0]) == pytest.approx((0.1 + 0.6) / 2)
+    _p, contrib = rf.explained([0.3, 1.0])
     # tree A: f0 0.1-0.5; tree B: f1 0.3-0.4, f0 0.6-0.3
     assert contrib == pytest.approx({0: (-0.4 + 0.3) / 2, 1: -0.1 / 2})
-    assert forest_bias(rf) == pytest.approx(0.45)
+    assert rf.bias() == pytest.approx(0.45)
+    gb = GradientBoosting(
+        {"kind": "gradient_boosting", "init": 0.5, "learning_rate": 0.1, "trees": [TREE_B, TREE_A]}
+    )
+    assert gb.raw([0.3, 1.0]) == pytest.approx(0.5 + 0.1 * 0.6 + 0.1 * 0.1)
 
 
 def test_nan_routes() -> None:
-    assert tree_value(TREE_A, [math.nan]) == 0.9  # NaN goes right by default
+    assert _rf(TREE_A).proba([math.nan]) == 0.9  # NaN goes right by default
     with_missing = dict(TREE_A, missing_left=[1, 0, 0])
-    assert tree_value(with_missing, [math.nan]) == 0.1
-    assert tree_value(with_missing, [0.9]) == 0.9
+    assert _rf(with_missing).proba([math.nan]) == 0.1
+    assert _rf(with_missing).proba([0.9]) == 0.9
+    assert _rf(TREE_B, with_missing).proba([math.nan, 1.0]) == pytest.approx((0.6 + 0.1) / 2)
 
 
 def test_kind_is_checked() -> None:
     with pytest.raises(ValueError):
-        forest_proba({"kind": "gradient_boosting", "trees": [TREE_A]}, [0.0])
+        RandomForest({"kind": "gradient_boosting", "trees": [TREE_A]})
     with pytest.raises(ValueError):
-        boosting_raw({"kind": "random_forest", "trees": [TREE_A]}, [0.0])
+        GradientBoosting({"kind": "random_forest", "trees": [TREE_A]})
+    with pytest.raises(ValueError):
+        Linear({"kind": "random_forest", "coef": []})
+
+
+@pytest.mark.parametrize(
+    "tree",
+    [
+        dict(TREE_A, left=[0, -1, -1]),  # a node its own child: the walk would never end
+        dict(TREE_B, right=[4, 0, -1, -1, -1]),  # a link back to the root
+        dict(TREE_A, right=[7, -1, -1]),  # out of range
+        dict(TREE_A, value=[0.5, 0.1]),  # arrays of different lengths
+        dict(TREE_A, left=[], right=[], feature=[], threshold=[], value=[]),
+    ],
+)
+def test_malformed_trees_are_refused(tree: dict[str, Any]) -> None:
+    with pytest.raises(ValueError, match="malformed tree"):
+        _rf(tree)
+    with pytest.raises(ValueError, match="without trees"):
+        _rf()
 
 
 def test_as_float32() -> None:
@@ -99,10 +115,10 @@ def test_sigmoid_logit() -> None:
 
 
 def test_linear_hand_made() -> None:
-    lin = {"kind": "linear", "intercept": -1.0, "coef": [0.5, 0.0, 2.0]}
-    assert linear_raw(lin, {}) == -1.0
-    assert linear_raw(lin, {0: 2.0, 2: 1.0}) == pytest.approx(2.0)
-    assert linear_proba(lin, {0: 2.0}) == 0.5
+    lin = Linear({"kind": "linear", "intercept": -1.0, "coef": [0.5, 0.0, 2.0]})
+    assert lin.raw({}) == -1.0
+    assert lin.raw({0: 2.0, 2: 1.0}) == pytest.approx(2.0)
+    assert lin.proba({0: 2.0}) == 0.5
 
 
 # --- against scikit-learn ---------------------------------------------------------------------
@@ -151,18 +167,20 @@ def test_random_forest_matches_sklearn(data: tuple[Any, Any]) -> None:
     assert exported["kind"] == "random_forest" and len(exported["trees"]) == 40
     expected = rf.predict_proba(X)[:, 1]
     rows = _rows32(X)
-    got = np.array([forest_proba(exported, r) for r in rows])
+    got = np.array([RandomForest(exported).proba(r) for r in rows])
     assert np.max(np.abs(got - expected)) < 1e-9
 
     loaded = _roundtrip(exported)
     assert loaded == exported
-    got2 = np.array([forest_proba(loaded, r) for r in rows])
+    forest_ = RandomForest(loaded)
+    got2 = np.array([forest_.proba(r) for r in rows])
     assert np.array_equal(got, got2)
 
     # Saabas: bias + contributions == probability, for every row
-    bias = forest_bias(loaded)
+    bias = forest_.bias()
     for r, p in zip(rows[:300], got[:300], strict=True):
-        contrib = forest_contributions(loaded, r)
+        p_explained, contrib = forest_.explained(r)
+        assert p_explained == p
         assert bias + sum(contrib.values()) == pytest.approx(p, abs=1e-9)
         assert all(0 <= f < 40 for f in contrib)
 
@@ -183,7 +201,8 @@ def test_random_forest_with_class_weight_and_missing_values(data: tuple[Any, Any
     exported = _roundtrip(export_random_forest(rf))
     assert any("missing_left" in t for t in exported["trees"])
     expected = rf.predict_proba(X)[:, 1]
-    got = np.array([forest_proba(exported, r) for r in _rows32(X)])
+    forest_ = RandomForest(exported)
+    got = np.array([forest_.proba(r) for r in _rows32(X)])
     assert np.max(np.abs(got - expected)) < 1e-9
 
 
@@ -202,14 +221,15 @@ def test_gradient_boosting_matches_sklearn(data: tuple[Any, Any]) -> None:
     assert exported["init"] == pytest.approx(math.log(prior / (1 - prior)), abs=1e-12)
     expected = gb.decision_function(X)
     rows = _rows32(X)
-    got = np.array([boosting_raw(exported, r) for r in rows])
+    got = np.array([GradientBoosting(exported).raw(r) for r in rows])
     assert np.max(np.abs(got - expected)) < 1e-9
 
     loaded = _roundtrip(exported)
     assert loaded == exported
-    got2 = np.array([boosting_raw(loaded, r) for r in rows])
+    boosted = GradientBoosting(loaded)
+    got2 = np.array([boosted.raw(r) for r in rows])
     assert np.array_equal(got, got2)
-    proba = np.array([boosting_proba(loaded, r) for r in rows])
+    proba = np.array([boosted.proba(r) for r in rows])
     assert np.max(np.abs(proba - gb.predict_proba(X)[:, 1])) < 1e-9
 
 
@@ -225,7 +245,8 @@ def test_gradient_boosting_zero_init(data: tuple[Any, Any]) -> None:
     ).fit(X[:500], y[:500])
     exported = _roundtrip(export_gradient_boosting(gb))
     assert exported["init"] == 0.0
-    got = np.array([boosting_raw(exported, r) for r in _rows32(X[:500])])
+    boosted = GradientBoosting(exported)
+    got = np.array([boosted.raw(r) for r in _rows32(X[:500])])
     assert np.max(np.abs(got - gb.decision_function(X[:500]))) < 1e-9
 
 
@@ -272,20 +293,18 @@ def test_logistic_matches_sklearn(data: tuple[Any, Any]) -> None:
     for i in range(Xs.shape[0]):
         row = Xs.getrow(i)
         x_sparse = {int(j): float(v) for j, v in zip(row.indices, row.data, strict=True)}
-        assert linear_raw(exported, x_sparse) == pytest.approx(expected[i], abs=1e-9)
+        assert Linear(exported).raw(x_sparse) == pytest.approx(expected[i], abs=1e-9)
     p = lr.predict_proba(Xs[:50])[:, 1]
     row0 = Xs.getrow(0)
-    assert linear_proba(
-        exported, dict(zip(row0.indices.tolist(), row0.data.tolist(), strict=True))
+    assert Linear(exported).proba(
+        dict(zip(row0.indices.tolist(), row0.data.tolist(), strict=True))
     ) == pytest.approx(p[0], abs=1e-9)
 
 
 def test_one_walk_gives_the_probability_and_its_attribution() -> None:
-    from pkgvet.ml.forest import forest_bias, forest_explained
-
-    rf = {"kind": "random_forest", "trees": [TREE_A, TREE_B]}
+    rf = _rf(TREE_A, TREE_B)
     for x in ([0.3, 1.0], [0.9, -2.0], [0.5, 0.5], [math.nan, 0.0]):
-        p, contrib = forest_explained(rf, x)
-        assert p == forest_proba(rf, x)
-        assert contrib == forest_contributions(rf, x)
-        assert forest_bias(rf) + sum(contrib.values()) == pytest.approx(p)
+        p, contrib = rf.explained(x)
+        assert p == rf.proba(x)
+        assert rf.bias() + sum(contrib.values()) == pytest.approx(p)
+        assert all(c != 0.0 for c in contrib.values())

@@ -7,9 +7,9 @@ attributes. Nothing is pickled; the dicts hold plain lists, ints and floats and 
 thresholds are kept to the last bit: a rounded threshold would move samples to the other side.
 
 Exactness (checked by the tests): with inputs rounded by :func:`pkgvet.ml.forest.as_float32`,
-``forest_proba`` reproduces ``RandomForestClassifier.predict_proba(X)[:, 1]``, ``boosting_raw``
-reproduces ``GradientBoostingClassifier.decision_function(X)`` and ``linear_raw`` reproduces
-``LogisticRegression.decision_function(X)``, each to about 1e-12.
+``RandomForest.proba`` reproduces ``RandomForestClassifier.predict_proba(X)[:, 1]``,
+``GradientBoosting.raw`` reproduces ``GradientBoostingClassifier.decision_function(X)`` and
+``Linear.raw`` reproduces ``LogisticRegression.decision_function(X)``, each to about 1e-12.
 """
 
 from __future__ import annotations

@@ -60,9 +60,9 @@ class Model:
             )
         try:
             self.names: list[str] = list(doc["feature_names"])
-            self.rf: dict[str, Any] = doc["base"]["random_forest"]
-            self.gb: dict[str, Any] = doc["base"]["gradient_boosting"]
-            self.text: dict[str, Any] = doc["base"]["text_linear"]
+            self.rf = forest.RandomForest(doc["base"]["random_forest"])
+            self.gb = forest.GradientBoosting(doc["base"]["gradient_boosting"])
+            self.text = forest.Linear(doc["base"]["text_linear"])
             self.meta: dict[str, Any] = doc["meta"]
             th = doc["thresholds"]
             self.thresholds = Thresholds(
@@ -70,7 +70,7 @@ class Model:
                 float(th.get("malicious_with_rules", th["malicious"])),
                 float(th["suspicious"]),
             )
-        except (KeyError, TypeError, ValueError) as exc:
+        except (KeyError, TypeError, ValueError, OverflowError) as exc:
             raise ModelError(f"malformed model file: {type(exc).__name__}: {exc}") from exc
         if self.names != dense_names():
             raise ModelError("the model's feature names differ from this pkgvet's")
@@ -80,12 +80,11 @@ class Model:
     def predict(self, feats: Features, explain: int = 5) -> ModelOutput:
         x = forest.as_float32(feats.vector(self.names))
         if explain:
-            p_rf, contrib = forest.forest_explained(self.rf, x)
+            p_rf, contrib = self.rf.explained(x)
         else:
-            p_rf, contrib = forest.forest_proba(self.rf, x), {}
-        raw_gb = forest.boosting_raw(self.gb, x)
-        sparse = dict.fromkeys(feats.tokens, 1.0)
-        raw_text = forest.linear_raw(self.text, sparse)
+            p_rf, contrib = self.rf.proba(x), {}
+        raw_gb = self.gb.raw(x)
+        raw_text = self.text.raw(dict.fromkeys(feats.tokens, 1.0))
         z = [forest.logit(p_rf), raw_gb, raw_text]
         coef = self.meta["coef"]
         raw = float(self.meta["intercept"]) + sum(c * v for c, v in zip(coef, z, strict=True))
@@ -110,7 +109,7 @@ class Model:
         the random forest, then the tokens with the largest weights in the text model."""
         dense = sorted(((c, i) for i, c in contrib.items() if c > 0.005), reverse=True)
         out = [f"{self.names[i]}={x[i]:g}" for _c, i in dense[: n - n // 2]]
-        coef = self.text["coef"]
+        coef = self.text.coef
         tokens = sorted(
             ((coef[i], t) for i, t in feats.tokens.items() if coef[i] > 0.2), reverse=True
         )
