@@ -86,6 +86,7 @@ def test_kind_is_checked() -> None:
         dict(TREE_A, left=[0, -1, -1]),  # a node its own child: the walk would never end
         dict(TREE_B, right=[4, 0, -1, -1, -1]),  # a link back to the root
         dict(TREE_A, right=[7, -1, -1]),  # out of range
+        dict(TREE_A, feature=[-2, -2, -2]),  # a split on a negative feature
         dict(TREE_A, value=[0.5, 0.1]),  # arrays of different lengths
         dict(TREE_A, left=[], right=[], feature=[], threshold=[], value=[]),
     ],

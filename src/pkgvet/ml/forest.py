@@ -85,16 +85,23 @@ class _Trees:
             right: Sequence[int] = tree["right"]
             n = len(left)
             missing: Sequence[int] = tree.get("missing_left") or [0] * n
-            columns = (tree["feature"], right, missing, tree["threshold"], tree["value"])
+            feature: Sequence[int] = tree["feature"]
+            columns = (right, missing, feature, tree["threshold"], tree["value"])
             if n == 0 or any(len(c) != n for c in columns):
                 raise ValueError("malformed tree: arrays of different lengths")
-            # children come after their parent: a walk always ends, at a leaf
+            # children come after their parent: a walk always ends, at a leaf; a split's
+            # feature is a real column (a negative index would read another one silently)
             if any(
-                not i < left[i] < n or not i < right[i] < n for i in range(n) if left[i] != LEAF
+                not i < left[i] < n or not i < right[i] < n or feature[i] < 0
+                for i in range(n)
+                if left[i] != LEAF
             ):
-                raise ValueError("malformed tree: a child before its parent or out of range")
+                raise ValueError(
+                    "malformed tree: a child before its parent or out of range, "
+                    "or a split on a negative feature"
+                )
             links = [0] * (4 * n)
-            links[0::4] = tree["feature"]  # a leaf's is never read
+            links[0::4] = feature  # a leaf's is never read
             links[1::4] = [c if c == LEAF else c + base for c in left]
             links[2::4] = [c if c == LEAF else c + base for c in right]
             links[3::4] = missing
