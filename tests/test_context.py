@@ -46,3 +46,31 @@ def test_keeps_node_by_capability_exec_sink_or_name() -> None:
     assert keeps_node("sock.connect") and keeps_node("json.dumps")  # by the last part
     assert not keeps_node("self.render") and not keeps_node("print")
     assert all(keeps_node(f"x.{name}") for name in NODE_CALL_NAMES)
+
+
+def test_decoded_sources_give_back_their_bytes_but_keep_their_size() -> None:
+    elf = b"\x7fELF" + b"\x00" * 60  # an executable behind a .py name: the rules read its bytes
+    archive = read_archive(
+        sdist(
+            "zzctx",
+            "1.0",
+            {
+                "zzctx/mod.py": _MODULE,
+                "zzctx/hook.pth": "import os\n",
+                "zzctx/native.py": elf,
+                "zzctx/data.txt": "text\n",
+            },
+        ),
+        "zzctx-1.0.tar.gz",
+        Limits(),
+    )
+    total = archive.total_bytes
+    pkg = build_context(archive, Limits(), float("inf"))
+    members = {m.rel: m for m in archive.members}
+    assert members["zzctx/mod.py"].data == b""
+    assert members["zzctx/mod.py"].size == len(_MODULE.encode())
+    assert any(f.rel == "zzctx/mod.py" and "subprocess" in f.text for f in pkg.files)
+    assert members["zzctx/hook.pth"].data == b"import os\n"  # `pkgvet diff` reads its lines
+    assert members["zzctx/native.py"].data == elf
+    assert members["zzctx/data.txt"].data == b"text\n"
+    assert archive.total_bytes == total

@@ -33,7 +33,13 @@ from pathlib import Path
 from pkgvet.analysis.apis import Cap
 from pkgvet.analysis.builder import build_context
 from pkgvet.analysis.context import SCRIPT_SUFFIXES, FileContext, PackageContext
-from pkgvet.archive import Archive, is_archive_name, read_archive, read_directory
+from pkgvet.archive import (
+    EXECUTABLE_MAGIC,
+    Archive,
+    is_archive_name,
+    read_archive,
+    read_directory,
+)
 from pkgvet.config import ScanConfig
 from pkgvet.errors import ArchiveError, PkgvetError, ScanBudgetExceeded, SourceError
 from pkgvet.models import (
@@ -481,14 +487,7 @@ def new_encoded_payload(
 
 # -- PD006: binaries ----------------------------------------------------------------------------
 
-_BINARY_MAGIC = (
-    b"\x7fELF",
-    b"MZ",
-    b"\xfe\xed\xfa\xce",
-    b"\xfe\xed\xfa\xcf",
-    b"\xce\xfa\xed\xfe",
-    b"\xcf\xfa\xed\xfe",
-)
+_BINARY_MAGIC = tuple(EXECUTABLE_MAGIC)
 
 
 def _binaries(archive: Archive) -> dict[str, str]:

@@ -90,10 +90,12 @@ def _file_context(
         return None
     text = _decode_source(m.data)
     trigger = _trigger(m.rel)
-    if m.rel.lower().endswith(".pth"):
+    if m.rel.lower().endswith(".pth"):  # its bytes stay: `pkgvet diff` reads its lines
         text = _pth_code(text)
         if not text.strip():
             return None
+    else:
+        m.release_source()  # from here on the analysis reads the text
     fc = FileContext(m.path, m.rel, text, trigger, limits, deadline=deadline)
     if fc.parse_error:
         ctx.skips.append(

@@ -19,6 +19,7 @@ from packaging.utils import (
 
 from pkgvet.analysis.apis import Cap, capability_of
 from pkgvet.analysis.context import PackageContext
+from pkgvet.archive import EXECUTABLE_MAGIC
 from pkgvet.models import Category, Confidence, Finding, Severity, Trigger
 from pkgvet.rules.base import RuleMeta, rule
 from pkgvet.typosquat import closest_popular
@@ -36,14 +37,6 @@ _HOOK_COMMANDS = frozenset(
         "sdist",
     }
 )
-_BINARY_MAGIC = {
-    b"\x7fELF": "ELF",
-    b"MZ": "PE",
-    b"\xfe\xed\xfa\xce": "Mach-O",
-    b"\xfe\xed\xfa\xcf": "Mach-O",
-    b"\xce\xfa\xed\xfe": "Mach-O",
-    b"\xcf\xfa\xed\xfe": "Mach-O",
-}
 # Extensions that promise data or text: an executable behind one is hiding.
 _INNOCENT_EXTENSIONS = frozenset(
     {
@@ -182,7 +175,7 @@ def bundled_binary(pkg: PackageContext, meta: RuleMeta) -> Iterator[Finding]:
     an sdist; low otherwise."""
     wheel = pkg.archive.kind == "wheel"
     for m in pkg.archive.members:
-        kind = next((k for magic, k in _BINARY_MAGIC.items() if m.data.startswith(magic)), None)
+        kind = next((k for magic, k in EXECUTABLE_MAGIC.items() if m.data.startswith(magic)), None)
         if kind is None or (kind == "PE" and b"PE\x00\x00" not in m.data[:1024]):
             continue
         base = posixpath.basename(m.rel.rsplit("!", 1)[-1])
