@@ -55,7 +55,7 @@ EXECUTABLE_MAGIC: dict[bytes, str] = {
     b"\xce\xfa\xed\xfe": "Mach-O",
     b"\xcf\xfa\xed\xfe": "Mach-O",
 }
-_EXECUTABLE_PREFIXES = tuple(EXECUTABLE_MAGIC)
+EXECUTABLE_PREFIXES = tuple(EXECUTABLE_MAGIC)  # for bytes.startswith
 
 
 @dataclass(slots=True)
@@ -74,7 +74,7 @@ class Member:
         """Drop the bytes of a source file once its decoded text is kept elsewhere (the file
         context): a package of 141 MB of Python then peaks 130 MB lower. Bytes that start like
         a native executable are kept, since the package rules and `pkgvet diff` read those."""
-        if not self.data.startswith(_EXECUTABLE_PREFIXES):
+        if not self.data.startswith(EXECUTABLE_PREFIXES):
             self.data = b""
 
 

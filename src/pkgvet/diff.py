@@ -34,7 +34,7 @@ from pkgvet.analysis.apis import Cap
 from pkgvet.analysis.builder import build_context
 from pkgvet.analysis.context import SCRIPT_SUFFIXES, FileContext, PackageContext
 from pkgvet.archive import (
-    EXECUTABLE_MAGIC,
+    EXECUTABLE_PREFIXES,
     Archive,
     is_archive_name,
     read_archive,
@@ -487,13 +487,11 @@ def new_encoded_payload(
 
 # -- PD006: binaries ----------------------------------------------------------------------------
 
-_BINARY_MAGIC = tuple(EXECUTABLE_MAGIC)
-
 
 def _binaries(archive: Archive) -> dict[str, str]:
     out = {}
     for m in archive.members:
-        if not m.data.startswith(_BINARY_MAGIC):
+        if not m.data.startswith(EXECUTABLE_PREFIXES):
             continue
         if m.data.startswith(b"MZ") and b"PE\x00\x00" not in m.data[:1024]:
             continue
