@@ -22,11 +22,12 @@ Model kinds:
 - ``{"kind": "linear", "intercept": float, "coef": [...]}``: binary logistic regression over
   a sparse vector.
 
-The classes below compile such a dict once, at model load, into flat typed arrays (every tree
-of a model in one ``array('i')`` of node links and one ``array('d')`` of thresholds and
-values). The walk then reads two short runs of memory per node instead of five lists of boxed
-numbers spread over the heap. Inside a scan, whose parsing leaves the CPU caches cold, that is
-what the walk costs: the values are the same doubles, so the results are bit-identical.
+The classes below compile such a dict once, at model load, into flat typed arrays: every tree
+of a model in one array per field (``array('i')`` for features and children, ``array('d')``
+for thresholds and values), indexed by node number. Compact arrays instead of lists of boxed
+numbers spread over the heap matter inside a scan, whose parsing leaves the CPU caches cold;
+one array per field spares the walk any index arithmetic. The values are the same doubles, so
+the results are bit-identical.
 """
 
 from __future__ import annotations
@@ -65,28 +66,37 @@ def _check_kind(model: Model, kind: str) -> None:
 
 
 class _Trees:
-    """The trees of one model, packed. Node ``i`` (numbered across all trees) has
-    ``links[4i:4i+4] = feature, left, right, missing_left`` (children as absolute node numbers,
-    ``left == -1`` for a leaf) and ``splits[2i:2i+2] = threshold, value``."""
+    """The trees of one model, packed: node ``i`` (numbered across all trees) splits on
+    ``feature[i]`` at ``threshold[i]`` with children ``left[i]`` and ``right[i]`` (absolute node
+    numbers, ``left == -1`` for a leaf), sends NaN left where ``missing_left[i]``, and holds
+    ``value[i]``. ``delta[i]`` is ``value[i] - value[parent]`` (0.0 at a root), computed once
+    here for the path attribution. One array per field, indexed by the node number: the walk
+    does no index arithmetic."""
 
-    __slots__ = ("links", "roots", "splits")
+    __slots__ = ("delta", "feature", "left", "missing_left", "right", "roots", "threshold", "value")
 
     def __init__(self, model: Model) -> None:
         trees: Sequence[Tree] = model["trees"]
         if not trees:
             raise ValueError(f"{model.get('kind')} model without trees")
-        self.links = array("i")
-        self.splits = array("d")
+        self.feature = array("i")
+        self.left = array("i")
+        self.right = array("i")
+        self.missing_left = array("i")
+        self.threshold = array("d")
+        self.value = array("d")
+        self.delta = array("d")
         roots: list[int] = []
         for tree in trees:
-            base = len(self.splits) // 2
+            base = len(self.value)
             roots.append(base)
             left: Sequence[int] = tree["left"]
             right: Sequence[int] = tree["right"]
             n = len(left)
             missing: Sequence[int] = tree.get("missing_left") or [0] * n
             feature: Sequence[int] = tree["feature"]
-            columns = (right, missing, feature, tree["threshold"], tree["value"])
+            value: Sequence[float] = tree["value"]
+            columns = (right, missing, feature, tree["threshold"], value)
             if n == 0 or any(len(c) != n for c in columns):
                 raise ValueError("malformed tree: arrays of different lengths")
             # children come after their parent: a walk always ends, at a leaf; a split's
@@ -100,33 +110,36 @@ class _Trees:
                     "malformed tree: a child before its parent or out of range, "
                     "or a split on a negative feature"
                 )
-            links = [0] * (4 * n)
-            links[0::4] = feature  # a leaf's is never read
-            links[1::4] = [c if c == LEAF else c + base for c in left]
-            links[2::4] = [c if c == LEAF else c + base for c in right]
-            links[3::4] = missing
-            splits = [0.0] * (2 * n)
-            splits[0::2] = tree["threshold"]
-            splits[1::2] = tree["value"]
-            self.links.fromlist(links)
-            self.splits.fromlist(splits)
+            delta = [0.0] * n
+            for i in range(n):
+                if left[i] != LEAF:
+                    delta[left[i]] = value[left[i]] - value[i]
+                    delta[right[i]] = value[right[i]] - value[i]
+            self.feature.fromlist(list(feature))  # a leaf's is never read
+            self.left.fromlist([c if c == LEAF else c + base for c in left])
+            self.right.fromlist([c if c == LEAF else c + base for c in right])
+            self.missing_left.fromlist(list(missing))
+            self.threshold.fromlist(list(tree["threshold"]))
+            self.value.fromlist(list(value))
+            self.delta.fromlist(delta)
         self.roots = tuple(roots)
 
-    def leaf(self, root: int, x: Sequence[float]) -> int:
-        """The leaf that ``x`` reaches from ``root``. NaN goes left where ``missing_left``."""
-        links, splits = self.links, self.splits
-        node = root
-        child = links[4 * node + 1]
-        while child != LEAF:
-            v = x[links[4 * node]]
-            if not (v <= splits[2 * node] or (v != v and links[4 * node + 3])):
-                child = links[4 * node + 2]
-            node = child
-            child = links[4 * node + 1]
-        return node
-
-    def value(self, node: int) -> float:
-        return self.splits[2 * node + 1]
+    def leaf_values(self, x: Sequence[float]) -> list[float]:
+        """The value of the leaf ``x`` reaches in each tree, in tree order. NaN goes left where
+        ``missing_left``."""
+        feature, left, right = self.feature, self.left, self.right
+        threshold, missing, value = self.threshold, self.missing_left, self.value
+        out: list[float] = []
+        for node in self.roots:
+            child = left[node]
+            while child != LEAF:
+                v = x[feature[node]]
+                if not (v <= threshold[node] or (v != v and missing[node])):
+                    child = right[node]
+                node = child
+                child = left[node]
+            out.append(value[node])
+        return out
 
 
 class RandomForest:
@@ -140,16 +153,15 @@ class RandomForest:
         self._trees = _Trees(model)
 
     def proba(self, x: Sequence[float]) -> float:
-        t = self._trees
         total = 0.0
-        for root in t.roots:
-            total += t.value(t.leaf(root, x))
-        return total / len(t.roots)
+        for v in self._trees.leaf_values(x):
+            total += v
+        return total / len(self._trees.roots)
 
     def bias(self) -> float:
         """The mean root value over trees: the forest's output before any split is taken."""
         t = self._trees
-        return math.fsum(t.value(r) for r in t.roots) / len(t.roots)
+        return math.fsum(t.value[r] for r in t.roots) / len(t.roots)
 
     def explained(self, x: Sequence[float]) -> tuple[float, dict[int, float]]:
         """:meth:`proba` and its Saabas path attribution to features, in one walk.
@@ -159,21 +171,23 @@ class RandomForest:
         credits sum to zero (those never split on along the paths, in particular) are absent.
         ``bias() + sum(attribution.values())`` equals the probability up to rounding.
         """
-        links, splits = self._trees.links, self._trees.splits
+        t = self._trees
+        feature, left, right = t.feature, t.left, t.right
+        threshold, missing, delta, value = t.threshold, t.missing_left, t.delta, t.value
         contrib = [0.0] * len(x)
         total = 0.0
-        for node in self._trees.roots:
-            child = links[4 * node + 1]
+        for node in t.roots:
+            child = left[node]
             while child != LEAF:
-                f = links[4 * node]
+                f = feature[node]
                 v = x[f]
-                if not (v <= splits[2 * node] or (v != v and links[4 * node + 3])):
-                    child = links[4 * node + 2]
-                contrib[f] += splits[2 * child + 1] - splits[2 * node + 1]
+                if not (v <= threshold[node] or (v != v and missing[node])):
+                    child = right[node]
+                contrib[f] += delta[child]
                 node = child
-                child = links[4 * node + 1]
-            total += splits[2 * node + 1]
-        n = len(self._trees.roots)
+                child = left[node]
+            total += value[node]
+        n = len(t.roots)
         return total / n, {f: c / n for f, c in enumerate(contrib) if c}
 
 
@@ -191,10 +205,10 @@ class GradientBoosting:
     def raw(self, x: Sequence[float]) -> float:
         """The stages are added one at a time, ``raw += lr * leaf``, in scikit-learn's order,
         so the result matches ``decision_function`` to the last bit or so."""
-        t, lr = self._trees, self._lr
+        lr = self._lr
         raw = self._init
-        for root in t.roots:
-            raw += lr * t.value(t.leaf(root, x))
+        for v in self._trees.leaf_values(x):
+            raw += lr * v
         return raw
 
     def proba(self, x: Sequence[float]) -> float:
