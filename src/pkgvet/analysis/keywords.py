@@ -6,7 +6,9 @@ keywords, one ``str.find`` per keyword, read the same text more than a hundred t
 Aho-Corasick automaton of all registered keywords (``ahocorasick_rs``) reads it once.
 
 Keywords are registered when an indicator is defined (at import time); the automaton is built
-on first use and rebuilt if more are registered later.
+on first use and rebuilt if more are registered later. Indicators that search whole file
+texts rather than string literals use an automaton of their own keywords
+(:class:`KeywordIndex`).
 """
 
 from __future__ import annotations
@@ -17,61 +19,83 @@ import ahocorasick_rs
 # a hostile text repeating a keyword would cost memory in proportion to its length.
 MAX_HITS_TEXT = 256 * 1024
 
-_KEYWORDS: list[str] = []
-_INDEX: dict[str, int] = {}
-_automaton: ahocorasick_rs.AhoCorasick | None = None
+
+class KeywordIndex:
+    """An Aho-Corasick automaton over a list of keywords, built on first use (and again after
+    :meth:`add`). Keywords must be lower case, non-empty and not runs of one character, which
+    would match at every position of a long run."""
+
+    __slots__ = ("_automaton", "_position", "keywords")
+
+    def __init__(self, keywords: list[str] | None = None) -> None:
+        self.keywords: list[str] = []
+        self._position: dict[str, int] = {}
+        self._automaton: ahocorasick_rs.AhoCorasick | None = None
+        self.add(keywords or [])
+
+    def add(self, keywords: list[str]) -> None:
+        for k in keywords:
+            if k and k not in self._position:
+                self._position[k] = len(self.keywords)
+                self.keywords.append(k)
+                self._automaton = None
+
+    def __contains__(self, keyword: str) -> bool:
+        return keyword in self._position
+
+    def automaton(self) -> ahocorasick_rs.AhoCorasick:
+        if self._automaton is None:
+            self._automaton = ahocorasick_rs.AhoCorasick(self.keywords)
+        return self._automaton
+
+    def find_all(self, text: str) -> KeywordHits | None:
+        """The keywords' occurrences in ``text``; None where they cannot be listed: a text
+        longer than :data:`MAX_HITS_TEXT`, or one holding lone surrogates (string literals such
+        as ``"\\ud800"``), which the automaton, working on UTF-8, cannot read."""
+        if len(text) > MAX_HITS_TEXT:
+            return None
+        try:
+            return KeywordHits(text, self)
+        except UnicodeEncodeError:
+            return None
+
+
+_SHARED = KeywordIndex()
 
 
 def register(keywords: list[str]) -> None:
-    """Make ``keywords`` (lower case, non-empty, not runs of one character, which would
-    match at every position of a long run) findable through :class:`KeywordHits`."""
-    global _automaton
-    for k in keywords:
-        if k and k not in _INDEX:
-            _INDEX[k] = len(_KEYWORDS)
-            _KEYWORDS.append(k)
-            _automaton = None
+    """Make ``keywords`` (see :class:`KeywordIndex`) findable through :func:`find_all`."""
+    _SHARED.add(keywords)
 
 
 def registered(keyword: str) -> bool:
-    return keyword in _INDEX
-
-
-def _get_automaton() -> ahocorasick_rs.AhoCorasick:
-    global _automaton
-    if _automaton is None:
-        _automaton = ahocorasick_rs.AhoCorasick(_KEYWORDS)
-    return _automaton
+    return keyword in _SHARED
 
 
 def find_all(text: str) -> KeywordHits | None:
-    """The registered keywords' occurrences in ``text``; None where they cannot be listed:
-    a text longer than :data:`MAX_HITS_TEXT`, or one holding lone surrogates (string literals
-    such as ``"\\ud800"``), which the automaton, working on UTF-8, cannot read."""
-    if len(text) > MAX_HITS_TEXT:
-        return None
-    try:
-        return KeywordHits(text)
-    except UnicodeEncodeError:
-        return None
+    """Every registered keyword's occurrences in ``text`` (see :meth:`KeywordIndex.find_all`)."""
+    return _SHARED.find_all(text)
 
 
 class KeywordHits:
-    """Start positions of every registered keyword in ``text``, overlapping occurrences
+    """Start positions of every keyword of an index in ``text``, overlapping occurrences
     included, in increasing order: what repeated ``text.find(keyword, start)`` calls return.
-    Raises UnicodeEncodeError for a text with lone surrogates (see :func:`find_all`)."""
+    Raises UnicodeEncodeError for a text with lone surrogates (see
+    :meth:`KeywordIndex.find_all`)."""
 
-    __slots__ = ("_at",)
+    __slots__ = ("found",)
 
-    def __init__(self, text: str) -> None:
-        self._at: dict[str, list[int]] = {}
-        if not _KEYWORDS or not text:
+    def __init__(self, text: str, index: KeywordIndex | None = None) -> None:
+        index = index or _SHARED
+        # keyword -> its start positions; only keywords that occur
+        self.found: dict[str, list[int]] = {}
+        if not index.keywords or not text:
             return
-        at = self._at
-        keywords = _KEYWORDS
+        at = self.found
+        keywords = index.keywords
         # Matches come in order of their end; for one keyword (one length) that is the order
         # of their starts.
-        for i, start, _end in _get_automaton().find_matches_as_indexes(text, overlapping=True):
+        for i, start, _end in index.automaton().find_matches_as_indexes(text, overlapping=True):
             k = keywords[i]
             found = at.get(k)
             if found is None:
@@ -80,5 +104,5 @@ class KeywordHits:
                 found.append(start)
 
     def positions(self, keyword: str) -> list[int]:
-        """Where ``keyword`` starts in the text (it must be registered)."""
-        return self._at.get(keyword, [])
+        """Where ``keyword`` starts in the text."""
+        return self.found.get(keyword, [])

@@ -6,7 +6,7 @@ import bisect
 import ipaddress
 import re
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from pkgvet.analysis import keywords as _keywords
 from pkgvet.analysis.context import FileContext
@@ -27,8 +27,15 @@ class Indicator:
     # Keywords found through the shared one-pass search (``KeywordHits``); False for
     # indicators never run on string blobs or whose keywords are runs of one character.
     shared: bool = True
+    _keyword_set: frozenset[str] = field(init=False, repr=False, compare=False)
+    # the automaton of an unshared indicator's own keywords (None for runs of one character)
+    _own: _keywords.KeywordIndex | None = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "_keyword_set", frozenset(self.keywords))
+        runs = any(len(set(k)) <= 1 for k in self.keywords)
+        own = None if self.shared or runs else _keywords.KeywordIndex(self.keywords)
+        object.__setattr__(self, "_own", own)
         if self.shared:
             _keywords.register(self.keywords)
 
@@ -41,25 +48,30 @@ class Indicator:
         """Matches of the pattern, searched only in windows around keyword occurrences.
 
         ``hits``, the keyword occurrences of ``lowered`` found in one pass, stands in for
-        searching ``lowered`` once per keyword; the windows are the same either way: after an
+        searching ``lowered`` once per keyword (an unshared indicator ignores it and makes its
+        own, with its own automaton); the windows are the same either way: after an
         occurrence at ``pos`` the next one counted starts at ``pos + len(k) + _AFTER // 2``
         or later."""
         windows: list[tuple[int, int]] = []
         if not self.shared:
-            hits = None
-        for k in self.keywords:
-            gap = len(k) + _AFTER // 2
-            if hits is not None:
+            hits = self._own.find_all(lowered) if self._own is not None else None
+        if hits is not None:
+            found = hits.found
+            # only keywords that occur (windows are sorted below: their order is irrelevant)
+            for k in self._keyword_set.intersection(found) if found else ():
+                gap = len(k) + _AFTER // 2
                 after = 0
-                for pos in hits.positions(k):
+                for pos in found[k]:
                     if pos >= after:
                         windows.append((max(0, pos - _BEFORE), pos + len(k) + _AFTER))
                         after = pos + gap
-                continue
-            pos = lowered.find(k)
-            while pos != -1:
-                windows.append((max(0, pos - _BEFORE), pos + len(k) + _AFTER))
-                pos = lowered.find(k, pos + gap)
+        else:
+            for k in self.keywords:
+                gap = len(k) + _AFTER // 2
+                pos = lowered.find(k)
+                while pos != -1:
+                    windows.append((max(0, pos - _BEFORE), pos + len(k) + _AFTER))
+                    pos = lowered.find(k, pos + gap)
         if not windows:
             return
         windows.sort()
