@@ -67,3 +67,34 @@ def test_texts_the_automaton_cannot_read_fall_back_to_searching_per_keyword() ->
     assert find_all("x" * (MAX_HITS_TEXT + 1)) is None
     assert find_all("crontab") is not None
     assert PERSISTENCE.search(text) is not None
+
+
+UNSHARED = [i for i in ALL if not i.shared]
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        *TEXTS,
+        "# Obfuscated with BlankOBF\n" + "x = 1\n" * 200 + "__pyarmor__(__name__)\nkramer",
+        "hyperion by someone " * 30 + "from pytransform import pyarmor_runtime",
+    ],
+)
+@pytest.mark.parametrize("ind", UNSHARED, ids=lambda i: i.keywords[0][:12].strip() or "ws")
+def test_unshared_indicator_automaton_gives_the_per_keyword_matches(
+    ind: Indicator, text: str
+) -> None:
+    import dataclasses
+
+    per_keyword = dataclasses.replace(ind)
+    object.__setattr__(per_keyword, "_own", None)  # the str.find path
+    lowered = text.lower()
+    got = [(m.start(), m.group(0)) for m in ind.finditer(text, lowered)]
+    assert got == [(m.start(), m.group(0)) for m in per_keyword.finditer(text, lowered)]
+
+
+def test_whitespace_runs_are_searched_per_keyword() -> None:
+    from pkgvet.rules.indicators import HIDDEN_BY_WHITESPACE, OBFUSCATOR_MALWARE
+
+    assert HIDDEN_BY_WHITESPACE._own is None  # a run would match at every position
+    assert OBFUSCATOR_MALWARE._own is not None
