@@ -107,16 +107,19 @@ def dead_ranges(
         return []
 
     edges: dict[int, list[int]] = {}
+    named = (ast.Name, ast.Attribute)  # targets() finds nothing for any other expression
     for c in calls:
-        if any(a <= c.lineno <= b for a, b in main):
+        if main and any(a <= c.lineno <= b for a, b in main):
             continue
         span = owner[c.lineno]
         out = edges.setdefault(span, [])
         out.extend(targets(c.func, span, True))
         for a in c.args:
-            out.extend(targets(a, span, False))
+            if a.__class__ in named:
+                out.extend(targets(a, span, False))
         for kw in c.keywords:
-            out.extend(targets(kw.value, span, False))
+            if kw.value.__class__ in named:
+                out.extend(targets(kw.value, span, False))
 
     live: set[int] = set()
     frontier = list(edges.get(-1, ()))
