@@ -87,7 +87,7 @@ def test_unshared_indicator_automaton_gives_the_per_keyword_matches(
     import dataclasses
 
     per_keyword = dataclasses.replace(ind)
-    object.__setattr__(per_keyword, "_own", None)  # the str.find path
+    object.__setattr__(per_keyword, "index", None)  # the str.find path
     lowered = text.lower()
     got = [(m.start(), m.group(0)) for m in ind.finditer(text, lowered)]
     assert got == [(m.start(), m.group(0)) for m in per_keyword.finditer(text, lowered)]
@@ -96,5 +96,31 @@ def test_unshared_indicator_automaton_gives_the_per_keyword_matches(
 def test_whitespace_runs_are_searched_per_keyword() -> None:
     from pkgvet.rules.indicators import HIDDEN_BY_WHITESPACE, OBFUSCATOR_MALWARE
 
-    assert HIDDEN_BY_WHITESPACE._own is None  # a run would match at every position
-    assert OBFUSCATOR_MALWARE._own is not None
+    assert HIDDEN_BY_WHITESPACE.index is None  # a run would match at every position
+    assert OBFUSCATOR_MALWARE.index is not None
+
+
+def test_indicators_sharing_an_automaton_use_one_search_for_both() -> None:
+    from pkgvet.rules.indicators import FILE_TEXT, OBFUSCATOR_COMMERCIAL, OBFUSCATOR_MALWARE
+
+    assert OBFUSCATOR_MALWARE.index is FILE_TEXT is OBFUSCATOR_COMMERCIAL.index
+    text = "# obfuscated by Kramer-Specter\nfrom pytransform import pyarmor_runtime\n"
+    lowered = text.lower()
+    hits = OBFUSCATOR_MALWARE.keyword_hits(lowered)
+    assert hits is not None and {"kramer", "pytransform"} <= set(hits.found)
+    for ind in (OBFUSCATOR_MALWARE, OBFUSCATOR_COMMERCIAL):
+        assert (
+            [m.group(0) for m in ind.finditer(text, lowered, hits)]
+            == [m.group(0) for m in ind.finditer(text, lowered)]
+            != []
+        )
+
+
+def test_hits_of_another_automaton_are_not_used() -> None:
+    from pkgvet.rules.indicators import OBFUSCATOR_MALWARE
+
+    text = "BlankOBF"
+    shared = KeywordHits(text.lower())  # the string literals' automaton: no such keyword
+    assert [m.group(0) for m in OBFUSCATOR_MALWARE.finditer(text, text.lower(), shared)] == [
+        "BlankOBF"
+    ]

@@ -63,6 +63,11 @@ class KeywordIndex:
 _SHARED = KeywordIndex()
 
 
+def shared_index() -> KeywordIndex:
+    """The index of every registered keyword (:func:`register`)."""
+    return _SHARED
+
+
 def register(keywords: list[str]) -> None:
     """Make ``keywords`` (see :class:`KeywordIndex`) findable through :func:`find_all`."""
     _SHARED.add(keywords)
@@ -83,10 +88,11 @@ class KeywordHits:
     Raises UnicodeEncodeError for a text with lone surrogates (see
     :meth:`KeywordIndex.find_all`)."""
 
-    __slots__ = ("found",)
+    __slots__ = ("found", "index")
 
     def __init__(self, text: str, index: KeywordIndex | None = None) -> None:
         index = index or _SHARED
+        self.index = index  # whose keywords were searched
         # keyword -> its start positions; only keywords that occur
         self.found: dict[str, list[int]] = {}
         if not index.keywords or not text:

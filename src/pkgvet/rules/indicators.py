@@ -27,17 +27,27 @@ class Indicator:
     # Keywords found through the shared one-pass search (``KeywordHits``); False for
     # indicators never run on string blobs or whose keywords are runs of one character.
     shared: bool = True
+    # For an unshared indicator: the automaton its keywords join, so that indicators run on the
+    # same texts can find all their keywords in one pass (a private one when None).
+    index: _keywords.KeywordIndex | None = field(default=None, repr=False, compare=False)
     _keyword_set: frozenset[str] = field(init=False, repr=False, compare=False)
-    # the automaton of an unshared indicator's own keywords (None for runs of one character)
-    _own: _keywords.KeywordIndex | None = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "_keyword_set", frozenset(self.keywords))
-        runs = any(len(set(k)) <= 1 for k in self.keywords)
-        own = None if self.shared or runs else _keywords.KeywordIndex(self.keywords)
-        object.__setattr__(self, "_own", own)
         if self.shared:
             _keywords.register(self.keywords)
+            index: _keywords.KeywordIndex | None = _keywords.shared_index()
+        elif any(len(set(k)) <= 1 for k in self.keywords):
+            index = None  # a run of one character would match at every position of a long run
+        else:
+            index = self.index or _keywords.KeywordIndex()
+            index.add(self.keywords)
+        object.__setattr__(self, "index", index)
+
+    def keyword_hits(self, lowered: str) -> _keywords.KeywordHits | None:
+        """The occurrences in ``lowered`` of the keywords of this indicator's automaton (those
+        of every indicator sharing it); None where the automaton cannot list them."""
+        return self.index.find_all(lowered) if self.index is not None else None
 
     def search(self, text: str, lowered: str | None = None) -> re.Match[str] | None:
         return next(self.finditer(text, lowered if lowered is not None else text.lower()), None)
@@ -48,13 +58,15 @@ class Indicator:
         """Matches of the pattern, searched only in windows around keyword occurrences.
 
         ``hits``, the keyword occurrences of ``lowered`` found in one pass, stands in for
-        searching ``lowered`` once per keyword (an unshared indicator ignores it and makes its
-        own, with its own automaton); the windows are the same either way: after an
+        searching ``lowered`` once per keyword (hits of another automaton are ignored; an
+        unshared indicator then finds its own); the windows are the same either way: after an
         occurrence at ``pos`` the next one counted starts at ``pos + len(k) + _AFTER // 2``
         or later."""
         windows: list[tuple[int, int]] = []
-        if not self.shared:
-            hits = self._own.find_all(lowered) if self._own is not None else None
+        if hits is not None and hits.index is not self.index:
+            hits = None  # another automaton's: its keywords may not be this indicator's
+        if hits is None and not self.shared:
+            hits = self.keyword_hits(lowered)
         if hits is not None:
             found = hits.found
             # only keywords that occur (windows are sorted below: their order is irrelevant)
@@ -345,6 +357,8 @@ AV_TAMPER = Indicator(
         _I,
     ),
 )
+# Indicators searched in whole file texts (PV603): their keywords are found in one pass.
+FILE_TEXT = _keywords.KeywordIndex()
 OBFUSCATOR_MALWARE = Indicator(
     [
         "blankobf",
@@ -366,6 +380,7 @@ OBFUSCATOR_MALWARE = Indicator(
         _I,
     ),
     shared=False,  # run on whole file text (PV603), never on string blobs
+    index=FILE_TEXT,
 )
 OBFUSCATOR_COMMERCIAL = Indicator(
     ["pyarmor", "pytransform", "py_armor", "sourcedefender"],
@@ -375,6 +390,7 @@ OBFUSCATOR_COMMERCIAL = Indicator(
         _I,
     ),
     shared=False,
+    index=FILE_TEXT,
 )
 HIDDEN_BY_WHITESPACE = Indicator(
     [" " * 150, "\t" * 150], re.compile(r"[ \t]{150,}[;A-Za-z_][^\n]*\("), shared=False

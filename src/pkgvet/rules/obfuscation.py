@@ -8,6 +8,7 @@ from collections.abc import Iterator
 
 from pkgvet.analysis.apis import Cap
 from pkgvet.analysis.context import PackageContext, entropy
+from pkgvet.analysis.keywords import KeywordHits
 from pkgvet.models import Category, Confidence, Finding, Severity
 from pkgvet.rules.base import RuleMeta, eager, rule
 from pkgvet.rules.indicators import (
@@ -105,11 +106,12 @@ def obfuscator_marker(pkg: PackageContext, meta: RuleMeta) -> Iterator[Finding]:
     too, and are reported as medium."""
     for f in pkg.files:
         lowered = f.text.lower()  # once per file, for both indicators' keyword prefilters
-        found = _marker(f.text, OBFUSCATOR_MALWARE, lowered)
+        hits = OBFUSCATOR_MALWARE.keyword_hits(lowered)  # both indicators' keywords, one pass
+        found = _marker(f.text, OBFUSCATOR_MALWARE, lowered, hits)
         if found:
             yield meta.at(f, found[0], "malware obfuscator marker", evidence=found[1])
             continue
-        found = _marker(f.text, OBFUSCATOR_COMMERCIAL, lowered)
+        found = _marker(f.text, OBFUSCATOR_COMMERCIAL, lowered, hits)
         if found:
             yield meta.at(
                 f,
@@ -121,8 +123,10 @@ def obfuscator_marker(pkg: PackageContext, meta: RuleMeta) -> Iterator[Finding]:
             )
 
 
-def _marker(text: str, indicator: Indicator, lowered: str | None = None) -> tuple[int, str] | None:
-    m = indicator.search(text, lowered)
+def _marker(
+    text: str, indicator: Indicator, lowered: str, hits: KeywordHits | None
+) -> tuple[int, str] | None:
+    m = next(indicator.finditer(text, lowered, hits), None)
     if m is None:
         return None
     return text.count("\n", 0, m.start()) + 1, m.group(0)
