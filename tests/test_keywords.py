@@ -23,9 +23,9 @@ def test_hits_list_every_overlapping_occurrence_in_order() -> None:
     register(["abab", "bab"])
     text = "xabababab bab"
     hits = KeywordHits(text)
-    assert hits.positions("abab") == [1, 3, 5]
-    assert hits.positions("bab") == [2, 4, 6, 10]
-    assert hits.positions("ngrok") == []  # registered by an indicator, absent here
+    assert hits.found["abab"] == [1, 3, 5]
+    assert hits.found["bab"] == [2, 4, 6, 10]
+    assert "ngrok" not in hits.found  # registered by an indicator, absent here
 
 
 TEXTS = [

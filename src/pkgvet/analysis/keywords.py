@@ -108,7 +108,3 @@ class KeywordHits:
                 at[k] = [start]
             else:
                 found.append(start)
-
-    def positions(self, keyword: str) -> list[int]:
-        """Where ``keyword`` starts in the text."""
-        return self.found.get(keyword, [])
