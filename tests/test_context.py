@@ -74,3 +74,36 @@ def test_decoded_sources_give_back_their_bytes_but_keep_their_size() -> None:
     assert members["zzctx/native.py"].data == elf
     assert members["zzctx/data.txt"].data == b"text\n"
     assert archive.total_bytes == total
+
+
+_OPERATORS = """
+x = "a" + f("b") * 2 if y == "c" else -g("d")
+total += h("e") << 3
+ok = not k("f") or m(b"g") in ("h", n())
+z = p(1 << 2 | 3) - q("i") ** 2
+"""
+
+
+def test_operands_of_operators_are_indexed_like_a_full_walk() -> None:
+    """The index skips operator nodes and walks binary operations by their two operands:
+    every string and call of an expression is still found, in line order."""
+    import ast
+
+    from pkgvet.analysis.context import FileContext
+    from pkgvet.models import Trigger
+
+    f = FileContext("m.py", "m.py", _OPERATORS, Trigger.IMPORT, Limits())
+    tree = ast.parse(_OPERATORS)
+    calls = sorted(
+        (n.lineno, n.col_offset, ast.unparse(n.func))
+        for n in ast.walk(tree)
+        if isinstance(n, ast.Call)
+    )
+    assert [(c.line, c.qualname) for c in f.calls] == [(line, name) for line, _col, name in calls]
+    strings = [
+        (n.value.decode("latin-1") if isinstance(n.value, bytes) else n.value, n.lineno)
+        for n in ast.walk(tree)
+        if isinstance(n, ast.Constant) and isinstance(n.value, str | bytes)
+    ]
+    assert sorted(f.strings) == sorted(strings)
+    assert [line for _s, line in f.strings] == sorted(line for _s, line in strings)

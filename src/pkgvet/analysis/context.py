@@ -76,10 +76,14 @@ _CODE_HINT = re.compile(r"(?:^|[;\n])\s*(?:import \w|from \w[\w.]* import )|\bex
 _HIGH_ENTROPY_MIN = 200
 
 
-# Fields that never hold child nodes (names, flags, contexts) are not walked.
+# Fields that never hold child nodes (names, flags, contexts, operators) are not walked.
+# Operators (``BinOp.op``, ``Compare.ops``...) are childless singletons: obfuscated sources
+# hold millions of them (``1 << 3 ...`` chains), each of which would cost a visit.
 _NO_CHILD_FIELDS = frozenset(
     {
         "ctx",
+        "op",
+        "ops",
         "type_comment",
         "kind",
         "kwd_attrs",
@@ -304,19 +308,25 @@ class FileContext:
             ast.Attribute,
         )
         Import, ImportFrom, Assign, AST = ast.Import, ast.ImportFrom, ast.Assign, ast.AST
+        BinOp = ast.BinOp
         FunctionDef, AsyncFunctionDef, Lambda = ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda
         while stack:
             node = pop()
             t = node.__class__
             if t is Constant:
                 v = node.value  # type: ignore[union-attr]
-                if isinstance(v, str):
+                vt = v.__class__  # never a subclass: the parser makes plain str and bytes
+                if vt is str:
                     if v:
                         add_string((v, node.lineno))  # type: ignore[union-attr]
-                elif isinstance(v, bytes) and v:
+                elif vt is bytes and v:
                     add_string((v.decode("latin-1"), node.lineno))  # type: ignore[union-attr]
                 continue
             if t is Name:
+                continue
+            if t is BinOp:  # a third of the nodes of obfuscated sources: skip the field loop
+                push(node.left)  # type: ignore[union-attr]
+                push(node.right)  # type: ignore[union-attr]
                 continue
             if t is Call:
                 calls.append(node)  # type: ignore[arg-type]
