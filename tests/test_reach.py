@@ -94,6 +94,24 @@ def test_main_block_runs_only_for_scripts() -> None:
     assert _lazy_functions(src, main_runs=True) == set()
 
 
+def test_module_without_functions_has_only_its_main_block_dead() -> None:
+    tree = ast.parse(
+        textwrap.dedent(
+            """
+            import os
+            os.system("true")
+            if __name__ == "__main__":
+                print(1)
+                print(2)
+            """
+        )
+    )
+    calls = [n for n in ast.walk(tree) if isinstance(n, ast.Call)]
+    assert dead_ranges(tree, [], calls, main_runs=False) == [(4, 6)]
+    assert dead_ranges(tree, [], calls, main_runs=True) == []
+    assert dead_ranges(ast.parse("x = 1"), [], [], main_runs=False) == []
+
+
 def test_nested_function_names_resolve_in_scope() -> None:
     src = """
         def outer():

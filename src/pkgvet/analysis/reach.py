@@ -46,6 +46,8 @@ def dead_ranges(
 
     ``defs`` are every function and lambda of the tree, ``calls`` every call; ``main_runs`` is
     True for a script run as ``__main__`` (setup.py), whose main block does run."""
+    if not defs:  # no function that could wait for a caller: only a main block can
+        return [] if main_runs else [(s.lineno, _end(s)) for s in tree.body if _is_main_guard(s)]
     order = sorted(range(len(defs)), key=lambda i: (defs[i].lineno, -_end(defs[i])))
     last = max((_end(d) for d in defs), default=0)
     for c in calls:
