@@ -107,3 +107,30 @@ def test_operands_of_operators_are_indexed_like_a_full_walk() -> None:
     ]
     assert sorted(f.strings) == sorted(strings)
     assert [line for _s, line in f.strings] == sorted(line for _s, line in strings)
+
+
+def test_files_with_decoded_payloads_are_freed_without_the_cyclic_collector() -> None:
+    """A payload refers to its parent weakly: a released package is freed by reference
+    counting alone (the pipeline pauses the collector while it analyses a package)."""
+    import base64
+    import gc
+    import weakref
+
+    payload = base64.b64encode(b"import os\nprint(1)\n").decode()
+    src = f"import base64\nexec(base64.b64decode('{payload}'))\n"
+    data = sdist("zzpay", "1.0", {"setup.py": src})
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        archive = read_archive(data, "zzpay-1.0.tar.gz", Limits())
+        pkg = build_context(archive, Limits(), float("inf"))
+        setup = next(f for f in pkg.files if f.rel == "setup.py")
+        (child,) = setup.children
+        assert child.parent is setup and child.depth == 1
+        refs = [weakref.ref(setup), weakref.ref(child)]
+        pkg.release()
+        del pkg, setup, child
+        assert [r() for r in refs] == [None, None]
+    finally:
+        if was_enabled:
+            gc.enable()

@@ -18,6 +18,7 @@ import re
 import time
 import tokenize
 import warnings
+import weakref
 from bisect import bisect_right
 from collections import Counter
 from collections.abc import Iterator
@@ -228,7 +229,10 @@ class FileContext:
         self.limits = limits
         self.depth = depth
         self.origin_line = origin_line
-        self.parent = parent
+        # Held weakly: the parent holds its children, and a strong reference back would make
+        # every file with a decoded payload a reference cycle, kept (with its index and kept
+        # nodes) until the cyclic collector runs instead of freed when the package is done.
+        self._parent = None if parent is None else weakref.ref(parent)
         self.deadline = deadline
         self.tree: ast.Module | None = None
         self.parse_error: str | None = None
@@ -250,6 +254,11 @@ class FileContext:
         self.function_defs: set[str] = set()
         self.caps: dict[Cap, int] = {}  # capability -> first line
         self._index()
+
+    @property
+    def parent(self) -> FileContext | None:
+        """The source this payload was decoded or extracted from (None for a file)."""
+        return None if self._parent is None else self._parent()
 
     # -- building -------------------------------------------------------------------------
     def _index(self) -> None:
@@ -540,6 +549,8 @@ class FileContext:
 
     def qualname(self, node: ast.expr) -> str:
         """The dotted name a callee resolves to, or "" when it cannot be known statically."""
+        if node.__class__ is ast.Name:  # most callees: a plain name, maybe an alias
+            return self.aliases.get(node.id, node.id)
         parts: list[str] = []
         while isinstance(node, ast.Attribute):
             parts.append(node.attr)
