@@ -436,10 +436,18 @@ class FileContext:
     def _index_embedded_code(self, calls: list[ast.Call]) -> None:
         """String arguments that are Python code (written to a file, passed to ``python -c``)
         are analysed as code of this file."""
+        Constant, List, Tuple = ast.Constant, ast.List, ast.Tuple
         for call in calls:
-            for a in call.args:
-                for node in a.elts if isinstance(a, ast.List | ast.Tuple) else [a]:
-                    if not isinstance(node, ast.Constant):
+            for a in call.args:  # a constant, or a list or tuple of them (argv lists)
+                t = a.__class__
+                if t is Constant:
+                    nodes: list[ast.expr] = [a]
+                elif t is List or t is Tuple:
+                    nodes = a.elts  # type: ignore[attr-defined]
+                else:
+                    continue
+                for node in nodes:
+                    if node.__class__ is not Constant:
                         continue
                     v = node.value
                     text = v.decode("utf-8", "replace") if isinstance(v, bytes) else v

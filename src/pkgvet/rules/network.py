@@ -286,10 +286,12 @@ def suspicious_endpoint_with_payload(pkg: PackageContext, meta: RuleMeta) -> Ite
     shape of a backdoor or stealer even when it only runs on demand. The behaviour category
     follows the action: code execution, command execution, or information stealing."""
     for f in pkg.all_files():
+        if not sends(f):  # the cheap half first
+            continue
         actions = [c for c in _ACTIONS if c in f.caps]
         if any(c.qualname in _IDENTITY for c in f.calls):
             actions.append(Cap.FINGERPRINT)
-        if not actions or not sends(f):
+        if not actions:
             continue
         endpoint = (
             _ip_url(f)

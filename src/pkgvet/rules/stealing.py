@@ -182,8 +182,10 @@ def environment_exfiltration(pkg: PackageContext, meta: RuleMeta) -> Iterator[Fi
     json=dict(os.environ))``) in code that can also send data out. High in install-time code
     or import-time module-level code, medium when it runs only on demand."""
     for f in pkg.all_files():
+        if not sends(f):  # the cheap half first
+            continue
         line = _whole_environ(f)
-        if line is not None and sends(f):
+        if line is not None:
             sev = Severity.HIGH if eager(f, line) else Severity.MEDIUM
             yield meta.at(f, line, "reads the whole environment and can send it out", severity=sev)
 
@@ -232,8 +234,10 @@ def recon_exfiltration(pkg: PackageContext, meta: RuleMeta) -> Iterator[Finding]
     directory or public IP and can send data over HTTP, sockets or DNS: the dependency-confusion
     beacon. Medium for code that runs only on demand."""
     for f in pkg.all_files():
+        if not sends(f):  # the cheap half first
+            continue
         line = _fingerprint_line(f)
-        if line is None or not sends(f):
+        if line is None:
             continue
         sev = Severity.HIGH if eager(f, line) else Severity.MEDIUM
         yield meta.at(f, line, "collects system details and can send them out", severity=sev)
