@@ -46,8 +46,9 @@ def dead_ranges(
 
     ``defs`` are every function and lambda of the tree, ``calls`` every call; ``main_runs`` is
     True for a script run as ``__main__`` (setup.py), whose main block does run."""
+    main = [] if main_runs else [(s.lineno, _end(s)) for s in tree.body if _is_main_guard(s)]
     if not defs:  # no function that could wait for a caller: only a main block can
-        return [] if main_runs else [(s.lineno, _end(s)) for s in tree.body if _is_main_guard(s)]
+        return main
     order = sorted(range(len(defs)), key=lambda i: (defs[i].lineno, -_end(defs[i])))
     last = max((_end(d) for d in defs), default=0)
     for c in calls:
@@ -63,7 +64,6 @@ def dead_ranges(
     by_name: dict[tuple[int, str], list[int]] = {}
     methods: dict[str, dict[str, list[int]]] = {}
     method_class: dict[int, str] = {}
-    main: list[tuple[int, int]] = []
     for stmt in tree.body:
         if isinstance(stmt, ast.ClassDef):
             table = methods.setdefault(stmt.name, {})
@@ -72,8 +72,6 @@ def dead_ranges(
                     k = index[id(item)]
                     table.setdefault(item.name, []).append(k)
                     method_class[k] = stmt.name
-        elif not main_runs and _is_main_guard(stmt):
-            main.append((stmt.lineno, _end(stmt)))
     for i, d in enumerate(defs):
         if not isinstance(d, ast.Lambda) and i not in method_class:
             by_name.setdefault((parent[i], d.name), []).append(i)
