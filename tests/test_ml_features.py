@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import zlib
 
 from conftest import sdist
 from pkgvet.config import ScanConfig
@@ -86,7 +87,11 @@ def test_text_tokens_are_hashed_deterministically() -> None:
     tokens = set(r.features.tokens.values())
     assert {"call:exec", "imp:base64", "host:example.invalid"} <= tokens
     assert all(0 <= i < TEXT_DIM for i in r.features.tokens)
-    assert token_index("call:exec") == token_index("call:exec")
+    # the column is part of the schema a shipped model was trained on: CRC-32 of the UTF-8
+    # bytes, modulo the text dimension, in every process (no per-process hash seed)
+    assert token_index("call:exec") == zlib.crc32(b"call:exec") % TEXT_DIM
+    assert token_index("w:caf\u00e9") == zlib.crc32("w:caf\u00e9".encode()) % TEXT_DIM
+    assert {i: t for i, t in r.features.tokens.items() if token_index(t) != i} == {}
 
 
 def test_keep_features_adds_a_fingerprint_for_campaign_grouping() -> None:
