@@ -416,3 +416,103 @@ def test_scan_pyproject_ranges_are_error_entries(
     bad = next(r for t, r in results.items() if t.startswith("zzother>=2"))
     assert bad["error"] == NOT_PINNED and f"{pyproject}:4" in bad["target"]
     assert res.exit_code == 2
+
+
+def test_files_record_the_index_each_package_comes_from(tmp_path: Path) -> None:
+    private = "https://pypi.example.invalid/simple"
+    uv_text = f"""
+version = 1
+[[package]]
+name = "zzprivate"
+version = "1.0"
+source = {{ registry = "{private}" }}
+sdist = {{ url = "https://files.example.invalid/z.tar.gz", hash = "sha256:{A}" }}
+"""
+    uv = parse_any(_write(tmp_path, "uv.lock", uv_text))
+    assert _pins(uv)["zzprivate"].index_url == private
+    poetry = parse_any(
+        _write(
+            tmp_path,
+            "poetry.lock",
+            f"""
+[[package]]
+name = "zzprivate"
+version = "1.0"
+files = [{{ file = "zzprivate-1.0.tar.gz", hash = "sha256:{A}" }}]
+[package.source]
+type = "legacy"
+url = "{private}"
+reference = "corp"
+
+[[package]]
+name = "zzpublic"
+version = "1.0"
+files = [{{ file = "zzpublic-1.0.tar.gz", hash = "sha256:{B}" }}]
+
+[metadata]
+lock-version = "2.0"
+""",
+        )
+    )
+    assert _pins(poetry)["zzprivate"].index_url == private
+    assert _pins(poetry)["zzpublic"].index_url is None  # the default index
+    pylock = parse_any(
+        _write(
+            tmp_path,
+            "pylock.toml",
+            f"""
+lock-version = "1.0"
+[[packages]]
+name = "zzprivate"
+version = "1.0"
+index = "{private}"
+sdist = {{ name = "zzprivate-1.0.tar.gz", hashes = {{ sha256 = "{A}" }} }}
+""",
+        )
+    )
+    assert _pins(pylock)["zzprivate"].index_url == private
+    # a requirements file's -i / --index-url is global, the last one wins, as in pip
+    req = parse_any(
+        _write(
+            tmp_path,
+            "requirements.txt",
+            "--index-url https://first.example.invalid/simple\n"
+            "zzpublic==1.0\n"
+            f"-i {private}\n"
+            "--extra-index-url https://extra.example.invalid/simple\n",
+        )
+    )
+    assert req.index_url == private
+    assert any("first.example.invalid" in s and "overridden" in s for s in req.skipped)
+    assert any("--extra-index-url" in s for s in req.skipped)
+    assert parse_any(_write(tmp_path, "r2.txt", f"--index-url={private}\n")).index_url == private
+    assert parse_any(_write(tmp_path, "r3.txt", f"-i{private}\n")).index_url == private
+    # PyPI's own URL is the default index: $PIP_INDEX_URL (a mirror) still serves it
+    assert parse_any(_write(tmp_path, "r4.txt", "-i https://pypi.org/simple/\n")).index_url is None
+    assert "not an http(s) index URL" in parse_any(_write(tmp_path, "r5.txt", "-i\n")).skipped[0]
+    pypi_lock = uv_text.replace(private, "https://pypi.org/simple")
+    assert _pins(parse_any(_write(tmp_path, "uv.lock", pypi_lock)))["zzprivate"].index_url is None
+
+
+def test_scan_fetches_from_the_index_a_file_names(
+    tmp_path: Path,
+    index: FakeIndex,  # noqa: F811
+    cache: Path,  # noqa: F811
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    index.add("zzclean", "1.0", "zzclean-1.0.tar.gz", body=realistic_clean_sdist())
+    monkeypatch.setenv("PIP_INDEX_URL", "https://unreachable.example.invalid/simple")
+    req = _write(tmp_path, "requirements.txt", f"-i {index.index_url}\nzzclean==1.0\n")
+    res = CliRunner().invoke(cli, ["scan", "--no-model", "-f", "json", "-r", str(req)])
+    (result,) = json.loads(res.stdout)["results"]
+    assert result["verdict"] == "clean" and res.exit_code == 0  # the file's index, not the env's
+    assert index.hits["/files/zzclean-1.0.tar.gz"] == 1
+    # the command's --index-url wins over the file's, and says so
+    other = _write(
+        tmp_path, "other.txt", "-i https://private.example.invalid/simple\nzzclean==1.0\n"
+    )
+    res = CliRunner().invoke(
+        cli, ["scan", "--no-model", "-f", "json", "--index-url", index.index_url, "-r", str(other)]
+    )
+    assert "names the index https://private.example.invalid/simple; fetching from" in res.stderr
+    assert json.loads(res.stdout)["results"][0]["verdict"] == "clean"

@@ -39,7 +39,7 @@ def _requirements(tmp_path: Path, index: FakeIndex) -> Path:  # noqa: F811
     index.add("zzyanked", "0.1", "zzyanked-0.1.tar.gz", yanked=True)
     lines.insert(40, "zzmissing==1.0")
     lines.insert(70, "zzyanked==0.1")
-    lines.insert(10, f"--index-url http://127.0.0.1:{_closed_port()}/simple/")  # not used
+    lines.insert(10, f"--index-url http://127.0.0.1:{_closed_port()}/simple/")  # overridden
     assert len(lines) == 100
     path = tmp_path / "requirements.txt"
     path.write_text("\n".join(lines) + "\n")
@@ -58,7 +58,8 @@ def test_a_hundred_requirements(tmp_path: Path, index: FakeIndex, cache: Path) -
     assert "project not found on the index" in by_name["zzmissing"]["error"]
     assert "zzyanked==0.1 yanked: nothing to scan" in by_name["zzyanked"]["error"]
     assert {r["verdict"] for r in results if not r["error"]} == {"clean"}
-    assert re.search(r"skipped .*requirements.txt:11: option --index-url", res.stderr)
+    # the file's own --index-url (line 11) gives way to the command's, with a note
+    assert re.search(r"requirements.txt: names the index \S+; fetching from --index", res.stderr)
 
     res = CliRunner().invoke(cli, [*base, "-f", "summary"])  # downloads now come from the cache
     assert res.exit_code == 2

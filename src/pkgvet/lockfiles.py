@@ -15,7 +15,10 @@ The format is chosen by the file name (:func:`parse_any`):
   latest release, as in a requirements file;
 - any other name: a pip requirements file (:mod:`pkgvet.requirements`).
 
-Lock-file entries carry the sha256 digests the lock records, so only those files are fetched.
+Lock-file entries carry the sha256 digests the lock records, so only those files are fetched,
+and the index the lock records for each package (``index`` of ``pylock.toml``, a ``legacy``
+source's ``url`` in ``poetry.lock``, ``source.registry`` in ``uv.lock``), which the scan
+fetches from unless ``--index-url`` is given.
 The lock file is data: no build backend, resolver or installer runs.
 """
 
@@ -31,7 +34,7 @@ from packaging.markers import InvalidMarker, Marker, UndefinedComparison, Undefi
 from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name
 
-from pkgvet.requirements import Entry, Parsed, RequirementsError, parse_file
+from pkgvet.requirements import Entry, Parsed, RequirementsError, named_index, parse_file
 
 NOT_PINNED = "not pinned: pkgvet runs no resolver; pin it or scan a lock file"
 _PYLOCK = re.compile(r"^pylock\.([^.]+\.)?toml$")
@@ -169,15 +172,27 @@ def _check_version(path: Path, doc: dict[str, Any], key: str, supported: int) ->
 
 
 def _lock_entry(
-    origin: str, name: object, version: object, hashes: Iterable[str | None]
+    origin: str,
+    name: object,
+    version: object,
+    hashes: Iterable[str | None],
+    index_url: object = None,
 ) -> Entry | str:
-    """The entry of one locked package, or why it is skipped."""
+    """The entry of one locked package, or why it is skipped. ``index_url`` is the index the
+    lock says the package came from (fetched from there unless ``--index-url`` is given)."""
     if not isinstance(name, str) or not name:
         return Entry(origin, "?", problem="a locked package without a name")
     if not isinstance(version, str) or not version:
         return f"{name}: no version in the lock file (not from an index): not fetched"
     digests = frozenset(h for h in hashes if h)
-    return Entry(origin, f"{name}=={version}", name=name, version=version, hashes=digests)
+    return Entry(
+        origin,
+        f"{name}=={version}",
+        name=name,
+        version=version,
+        hashes=digests,
+        index_url=named_index(index_url),
+    )
 
 
 def _add(parsed: Parsed, origin: str, entry: Entry | str) -> None:
@@ -220,7 +235,8 @@ def parse_pylock(path: Path, text: str, doc: dict[str, Any]) -> Parsed:
             for f in files
             if isinstance(f.get("hashes"), dict) and isinstance(f["hashes"].get("sha256"), str)
         ]
-        _add(parsed, origin, _lock_entry(origin, name, pkg.get("version"), hashes))
+        entry = _lock_entry(origin, name, pkg.get("version"), hashes, pkg.get("index"))
+        _add(parsed, origin, entry)
     return parsed
 
 
@@ -252,7 +268,8 @@ def parse_poetry_lock(path: Path, text: str, doc: dict[str, Any]) -> Parsed:
         if not files and isinstance(name, str):
             files = _tables(old_by_name.get(canonicalize_name(name)))
         hashes = [_sha256(f.get("hash")) for f in files]
-        _add(parsed, origin, _lock_entry(origin, name, pkg.get("version"), hashes))
+        index = source.get("url") if kind == "legacy" else None  # a PEP 503 index
+        _add(parsed, origin, _lock_entry(origin, name, pkg.get("version"), hashes, index))
     return parsed
 
 
@@ -298,7 +315,8 @@ def parse_uv_lock(path: Path, text: str, doc: dict[str, Any]) -> Parsed:
             continue
         files = [*_tables([pkg.get("sdist")]), *_tables(pkg.get("wheels"))]
         hashes = [_sha256(f.get("hash")) for f in files]
-        _add(parsed, origin, _lock_entry(origin, name, pkg.get("version"), hashes))
+        entry = _lock_entry(origin, name, pkg.get("version"), hashes, source.get("registry"))
+        _add(parsed, origin, entry)
     return parsed
 
 

@@ -31,6 +31,7 @@ class Spec:
     name: str
     version: str | None  # None: the latest release
     hashes: frozenset[str] = frozenset()  # allowed sha256 digests (requirements --hash)
+    index_url: str | None = None  # where a requirements or lock file says it comes from
 
     def __str__(self) -> str:
         return f"{self.name}=={self.version}" if self.version else self.name

@@ -3,8 +3,10 @@
 Supported: one requirement per line (``NAME``, ``NAME==VERSION``, extras, environment markers,
 which are evaluated for this interpreter), ``--hash=sha256:…`` options (the fetched file must
 match one), ``-r``/``--requirement`` includes relative to the including file, comments and
-``\\`` line continuations. Other options (``-e``, ``--index-url``, ``-c``…) and URL requirements
-are reported as skipped lines. Ranges are not resolved: pkgvet runs no resolver.
+``\\`` line continuations, and ``-i``/``--index-url`` (as for pip, it applies to the whole file
+and its includes; the last one given wins). Other options (``-e``, ``--extra-index-url``,
+``-c``…) and URL requirements are reported as skipped lines. Ranges are not resolved: pkgvet
+runs no resolver.
 """
 
 from __future__ import annotations
@@ -35,12 +37,26 @@ class Entry:
     version: str | None = None
     hashes: frozenset[str] = frozenset()
     problem: str | None = None
+    index_url: str | None = None  # the index a lock file records for this package
 
 
 @dataclass(slots=True)
 class Parsed:
     entries: list[Entry] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)  # origin: reason
+    index_url: str | None = None  # a requirements file's --index-url: for every entry
+    index_given: str | None = None  # as written (PyPI's own URL leaves index_url None)
+    index_origin: str | None = None  # where it was given (file:line)
+
+    def set_index(self, url: str, origin: str) -> None:
+        """Record ``--index-url``: the last one given wins, as in pip; an earlier one is
+        reported as skipped."""
+        if self.index_given is not None and self.index_given != url:
+            self.skipped.append(
+                f"{self.index_origin}: --index-url {self.index_given} is overridden by the "
+                f"--index-url of {origin}"
+            )
+        self.index_url, self.index_given, self.index_origin = named_index(url), url, origin
 
 
 def _logical_lines(text: str) -> list[tuple[int, str]]:
@@ -86,6 +102,13 @@ def parse_file(path: Path, parsed: Parsed | None = None, depth: int = 0) -> Pars
             )
             parse_file(path.parent / target, parsed, depth + 1)
             continue
+        url = _index_option(words)
+        if url is not None:
+            if not url.startswith(("http://", "https://")):
+                parsed.skipped.append(f"{origin}: {words[0]} {url}: not an http(s) index URL")
+            else:
+                parsed.set_index(url, origin)
+            continue
         if words[0].startswith("-"):
             parsed.skipped.append(f"{origin}: option {words[0]} is not used by pkgvet")
             continue
@@ -95,6 +118,32 @@ def parse_file(path: Path, parsed: Parsed | None = None, depth: int = 0) -> Pars
         else:
             parsed.entries.append(entry)
     return parsed
+
+
+_DEFAULT_INDEXES = frozenset(
+    {"https://pypi.org/simple", "https://pypi.python.org/simple", "https://pypi.org/pypi"}
+)
+
+
+def named_index(url: object) -> str | None:
+    """The index a file names, or None for none or PyPI's own (so that ``$PIP_INDEX_URL``, a
+    mirror, still serves what PyPI would)."""
+    if not isinstance(url, str) or not url.startswith(("http://", "https://")):
+        return None
+    return None if url.rstrip("/") in _DEFAULT_INDEXES else url
+
+
+def _index_option(words: list[str]) -> str | None:
+    """The URL of an ``-i``/``--index-url`` line (empty when it has none); None for any other
+    line."""
+    first = words[0]
+    if first in ("-i", "--index-url"):
+        return words[1] if len(words) > 1 else ""
+    if first.startswith("--index-url="):
+        return first.split("=", 1)[1]
+    if first.startswith("-i") and len(first) > 2:
+        return first[2:]  # -iURL, as optparse reads it
+    return None
 
 
 def _entry(origin: str, words: list[str]) -> Entry | str:

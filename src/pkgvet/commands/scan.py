@@ -260,7 +260,7 @@ def scan_command(
         targets, requirements = (), requirements + targets
     if not targets and not requirements and env is None:
         raise UsageFailure("give TARGETS to scan, -r REQUIREMENTS or --env [PATH]")
-    paths = _jobs(targets) + _requirement_jobs(requirements) + _env_jobs(env)
+    paths = _jobs(targets) + _requirement_jobs(requirements, index_url) + _env_jobs(env)
     if not paths:
         raise UsageFailure("no packages found in the given targets")
     name = fmt if fmt != "auto" else ("text" if len(paths) == 1 else "summary")
@@ -382,7 +382,10 @@ def _env_jobs(env: str | None) -> list[Job]:
         raise UsageFailure(exc.diagnostics()) from exc
 
 
-def _requirement_jobs(files: tuple[Path, ...]) -> list[Job]:
+def _requirement_jobs(files: tuple[Path, ...], index_url: str | None) -> list[Job]:
+    """The entries of requirements and lock files; each is fetched from the index its file
+    names (a requirements file's ``--index-url``, a lock's recorded index) unless
+    ``index_url`` (the command's ``--index-url``) is given."""
     from pkgvet.lockfiles import parse_any
     from pkgvet.requirements import RequirementsError
 
@@ -394,11 +397,22 @@ def _requirement_jobs(files: tuple[Path, ...]) -> list[Job]:
             raise UsageFailure(exc.diagnostics()) from exc
         for line in parsed.skipped:
             click.echo(f"skipped {line}", err=True)
+        named: set[str] = set()
         for e in parsed.entries:
             if e.problem is not None or e.name is None:
                 jobs.append(Invalid(f"{e.text} ({e.origin})", e.problem or "not a requirement"))
-            else:
-                jobs.append(Spec(e.name, e.version, e.hashes))
+                continue
+            index = e.index_url or parsed.index_url
+            if index is not None:
+                named.add(index)
+            jobs.append(Spec(e.name, e.version, e.hashes, None if index_url else index))
+        others = sorted(named - {index_url})
+        if index_url and others:
+            click.echo(
+                f"{f}: names the index {', '.join(others)}; fetching from --index-url "
+                f"{index_url} instead",
+                err=True,
+            )
     return jobs
 
 
@@ -414,7 +428,7 @@ class _Remote:
     ) -> None:
         self.index_url = index_url
         self.dist = dist
-        self.client: IndexClient | None = None
+        self.clients: dict[str | None, IndexClient] = {}  # one per index, made on first use
         self.known = known  # the known-malicious store, when there is one
         self.compare_previous = compare_previous
 
@@ -422,10 +436,12 @@ class _Remote:
         from pkgvet.collect.index import IndexClient
         from pkgvet.remote import fetch
 
+        index = spec.index_url or self.index_url  # the file's index, else the command's
         try:
-            if self.client is None:
-                self.client = IndexClient(self.index_url)
-            fetched = fetch(spec, self.client, self.dist)
+            client = self.clients.get(index)
+            if client is None:
+                client = self.clients[index] = IndexClient(index)
+            fetched = fetch(spec, client, self.dist)
         except PkgvetError as exc:  # this entry fails; the others are still scanned
             yield error_result(str(spec), "remote", exc.diagnostics())
             return
@@ -435,7 +451,7 @@ class _Remote:
             if self.compare_previous and not result.error:
                 from pkgvet.remote import compare_with_previous
 
-                compare_with_previous(result, spec, path, self.client, config)
+                compare_with_previous(result, spec, path, client, config)
             yield result
 
 
