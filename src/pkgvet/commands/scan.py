@@ -121,8 +121,9 @@ def _split(values: tuple[str, ...]) -> frozenset[str]:
 @click.option(
     "--index-url",
     metavar="URL",
-    help="Index for targets given as NAME or NAME==VERSION (default: $PIP_INDEX_URL, "
-    "else PyPI). Only its JSON API is used; nothing is installed or built.",
+    help="Index for targets given as NAME or NAME==VERSION, also over the index a -r file "
+    "names (default: the file's index, else $PIP_INDEX_URL, else PyPI). Only its JSON API "
+    "is used; nothing is installed or built.",
 )
 @click.option(
     "--dist",
