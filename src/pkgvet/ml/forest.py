@@ -124,12 +124,13 @@ class _Trees:
             self.delta.fromlist(delta)
         self.roots = tuple(roots)
 
-    def leaf_values(self, x: Sequence[float]) -> list[float]:
-        """The value of the leaf ``x`` reaches in each tree, in tree order. NaN goes left where
-        ``missing_left``."""
+    def leaf_sum(self, x: Sequence[float], scale: float, start: float) -> float:
+        """``start`` plus ``scale`` times the value of the leaf ``x`` reaches in each tree, added
+        one tree at a time in tree order (the order fixes the last bits of the sum). NaN goes
+        left where ``missing_left``."""
         feature, left, right = self.feature, self.left, self.right
         threshold, missing, value = self.threshold, self.missing_left, self.value
-        out: list[float] = []
+        total = start
         for node in self.roots:
             child = left[node]
             while child != LEAF:
@@ -138,8 +139,8 @@ class _Trees:
                     child = right[node]
                 node = child
                 child = left[node]
-            out.append(value[node])
-        return out
+            total += scale * value[node]
+        return total
 
 
 class RandomForest:
@@ -153,10 +154,7 @@ class RandomForest:
         self._trees = _Trees(model)
 
     def proba(self, x: Sequence[float]) -> float:
-        total = 0.0
-        for v in self._trees.leaf_values(x):
-            total += v
-        return total / len(self._trees.roots)
+        return self._trees.leaf_sum(x, 1.0, 0.0) / len(self._trees.roots)
 
     def bias(self) -> float:
         """The mean root value over trees: the forest's output before any split is taken."""
@@ -205,11 +203,7 @@ class GradientBoosting:
     def raw(self, x: Sequence[float]) -> float:
         """The stages are added one at a time, ``raw += lr * leaf``, in scikit-learn's order,
         so the result matches ``decision_function`` to the last bit or so."""
-        lr = self._lr
-        raw = self._init
-        for v in self._trees.leaf_values(x):
-            raw += lr * v
-        return raw
+        return self._trees.leaf_sum(x, self._lr, self._init)
 
     def proba(self, x: Sequence[float]) -> float:
         return sigmoid(self.raw(x))
