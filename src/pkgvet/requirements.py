@@ -18,6 +18,7 @@ from pathlib import Path
 
 from packaging.requirements import InvalidRequirement, Requirement
 
+from pkgvet.collect.index import DEFAULT_INDEX_URL
 from pkgvet.errors import PkgvetError
 
 _MAX_DEPTH = 8
@@ -44,9 +45,13 @@ class Entry:
 class Parsed:
     entries: list[Entry] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)  # origin: reason
-    index_url: str | None = None  # a requirements file's --index-url: for every entry
-    index_given: str | None = None  # as written (PyPI's own URL leaves index_url None)
+    index_given: str | None = None  # a requirements file's --index-url, as written
     index_origin: str | None = None  # where it was given (file:line)
+
+    @property
+    def index_url(self) -> str | None:
+        """The index for every entry of the file (None for none given, or PyPI's own)."""
+        return named_index(self.index_given)
 
     def set_index(self, url: str, origin: str) -> None:
         """Record ``--index-url``: the last one given wins, as in pip; an earlier one is
@@ -56,7 +61,7 @@ class Parsed:
                 f"{self.index_origin}: --index-url {self.index_given} is overridden by the "
                 f"--index-url of {origin}"
             )
-        self.index_url, self.index_given, self.index_origin = named_index(url), url, origin
+        self.index_given, self.index_origin = url, origin
 
 
 def _logical_lines(text: str) -> list[tuple[int, str]]:
@@ -121,7 +126,7 @@ def parse_file(path: Path, parsed: Parsed | None = None, depth: int = 0) -> Pars
 
 
 _DEFAULT_INDEXES = frozenset(
-    {"https://pypi.org/simple", "https://pypi.python.org/simple", "https://pypi.org/pypi"}
+    {DEFAULT_INDEX_URL, "https://pypi.python.org/simple", "https://pypi.org/pypi"}
 )
 
 
