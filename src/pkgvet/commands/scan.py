@@ -399,11 +399,12 @@ def _requirement_jobs(files: tuple[Path, ...], index_url: str | None) -> list[Jo
         for line in parsed.skipped:
             click.echo(f"skipped {line}", err=True)
         named: set[str] = set()
+        file_index = parsed.index_url  # a requirements file's --index-url, for every entry
         for e in parsed.entries:
             if e.problem is not None or e.name is None:
                 jobs.append(Invalid(f"{e.text} ({e.origin})", e.problem or "not a requirement"))
                 continue
-            index = e.index_url or parsed.index_url
+            index = e.index_url or file_index
             if index is not None:
                 named.add(index)
             jobs.append(Spec(e.name, e.version, e.hashes, None if index_url else index))
