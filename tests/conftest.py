@@ -13,6 +13,8 @@ import pytest
 
 REPO = Path(__file__).resolve().parent.parent
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
+# the fixture packages' own tests are data, not tests of pkgvet
+collect_ignore = ["fixtures"]
 
 
 def shared_root() -> Path:
@@ -81,38 +83,16 @@ def sdist(name: str, version: str, files: dict[str, str | bytes]) -> bytes:
     return make_tar(members)
 
 
-CLEAN_PKG_INFO = """Metadata-Version: 2.1
-Name: zzclean
-Version: 1.0
-Summary: Greets people politely
-Home-page: https://example.invalid/zzclean
-Author: Test Author
-Author-email: test@example.invalid
-License: MIT
-Classifier: Programming Language :: Python :: 3
-Classifier: License :: OSI Approved :: MIT License
-Classifier: Operating System :: OS Independent
-Requires-Python: >=3.8
-Description-Content-Type: text/markdown
-
-# zzclean
-
-Greets people politely. Install it with pip and call `zzclean.hello("world")`.
-"""
-
-
 def realistic_clean_sdist() -> bytes:
-    """A small benign sdist shaped like real ones (full metadata, a module, a README and a
-    license): the trained model judges the whole package, not only the code."""
-    root = "zzclean-1.0/"
-    files = {
-        "PKG-INFO": CLEAN_PKG_INFO,
-        "setup.py": "from setuptools import setup\n\nsetup(name='zzclean', version='1.0')\n",
-        "zzclean/__init__.py": "def hello(name):\n    return f'hello {name}'\n",
-        "README.md": "# zzclean\n",
-        "LICENSE": "MIT License\n",
-    }
-    return make_tar({root + k: v.encode() for k, v in files.items()})
+    """A small benign sdist shaped like the ones setuptools builds
+    (``tests/fixtures/packages/zzclean-1.0``: metadata, a ``src`` package of four modules, tests,
+    a README, a licence and the egg-info): the trained model judges the whole package, so the
+    tests' clean package has to look like a real one, not like a five-file placeholder."""
+    root = FIXTURES / "packages" / "zzclean-1.0"
+    files = sorted(p for p in root.rglob("*") if p.is_file())
+    return make_tar(
+        {f"{root.name}/{p.relative_to(root).as_posix()}": p.read_bytes() for p in files}
+    )
 
 
 @pytest.fixture(scope="session")
