@@ -85,10 +85,16 @@ def test_evaluate_writes_report_metrics_and_plots(tmp_path: Path) -> None:
     assert result["rules_only"]["recall"] == pytest.approx(
         sum(1 for r in rows[200:] if r["rules_high"]) / 33, abs=1e-3
     )
+    # "not clean" (malicious or suspicious) includes every malicious verdict
+    review, verdict = result["not_clean"], result["verdict"]
+    assert review["tp"] >= verdict["tp"] and review["fp"] >= verdict["fp"]
+    assert review["strata"]["long_tail"]["n"] == 67
+    assert review["recall"] >= result["rules_only"]["recall"]  # a high finding is never clean
     for name in ("pr_curve.png", "confusion.png", "calibration.png"):
         assert (tmp_path / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert json.loads((tmp_path / "metrics.json").read_text())["cutoff"] == "2024-07-01"
-    assert "Ablation" in (tmp_path / "report.md").read_text()
+    report = (tmp_path / "report.md").read_text()
+    assert "Ablation" in report and "| not clean" in report
 
 
 def test_joint_thresholds_respect_one_false_positive_budget() -> None:

@@ -12,7 +12,8 @@
 - Choices of the model (learners, their settings, thresholds) are made on a *validation* run
   inside the training period (``--cutoff 2024-05-01 --until 2024-07-01``), never on the test.
 
-Reported: precision, recall, F1 and the false-positive rate per benign stratum, recall per month
+Reported: precision, recall, F1 and the false-positive rate per benign stratum (for the malicious
+verdict, and for any verdict but clean: what a person would review), recall per month
 and per behaviour category, the rules-only verdict on the same split, each base learner against
 the stack, an ablation by feature group, and PR, confusion and calibration plots.
 """
@@ -208,9 +209,11 @@ def evaluate(
         },
         "thresholds": stack.thresholds,
         "stack": _operating(stack, test),
-        "suspicious_or_worse": metrics(test.y, p_test >= stack.thresholds["suspicious"]),
     }
     result["verdict"] = metrics(test.y, flagged) | {"strata": _strata(test, flagged)}
+    # what a person would review: a malicious or a suspicious verdict (``scoring.verdict``)
+    review = flagged | (p_test >= stack.thresholds["suspicious"]) | rules_high(test)
+    result["not_clean"] = metrics(test.y, review) | {"strata": _strata(test, review)}
     rules_flag = np.asarray([r["rules_high"] for r in test.rows])
     result["rules_only"] = metrics(test.y, rules_flag) | {"strata": _strata(test, rules_flag)}
     result["base_learners"] = {n: _operating(stack, test, n) for n in LEARNERS}
@@ -387,6 +390,7 @@ def report_markdown(r: dict[str, Any]) -> str:
         "",
         head,
         _row("**verdict** (model, model + high rule finding, or critical finding)", r["verdict"]),
+        _row("not clean (a malicious or a suspicious verdict: for review)", r["not_clean"]),
         _row("stack alone (probability ≥ malicious threshold)", r["stack"]),
         *(_row(n, m) for n, m in r["base_learners"].items()),
         _row("rules only (high finding)", r["rules_only"]),
