@@ -640,3 +640,28 @@ def test_from_manifest_usage_errors(tmp_path: Path) -> None:
     result = runner.invoke(collect_command, ["names:a"])
     assert result.exit_code == 2
     assert "--out is required" in result.output
+
+
+def test_committed_benign_manifests_pin_disjoint_projects() -> None:
+    """The manifests the detector trains and is evaluated on: each parses, no project sits in
+    two of them (a release in two sources could train and test at once), every file is pinned
+    once, and together they hold at least 4,000 releases, half or more from the long tail. The
+    fresh check set (``fresh-manifest``, never trained on) shares no project with them either."""
+    from packaging.utils import canonicalize_name
+
+    from conftest import REPO
+    from pkgvet.commands.train import EVAL_BENIGN
+
+    owner: dict[str, str] = {}
+    hashes: set[str] = set()
+    strata: Counter[str] = Counter()
+    for path in (*EVAL_BENIGN, Path("data/benign/fresh-manifest.tsv")):
+        for row in read_manifest(REPO / path):
+            name = canonicalize_name(row.name)
+            assert owner.setdefault(name, path.name) == path.name, (name, owner[name], path.name)
+            assert row.sha256 not in hashes
+            hashes.add(row.sha256)
+            if path in EVAL_BENIGN:
+                strata[row.stratum] += 1
+    assert sum(strata.values()) >= 4000
+    assert strata["long_tail"] * 2 >= sum(strata.values())

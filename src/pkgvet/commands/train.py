@@ -20,7 +20,11 @@ from pkgvet.commands.scan import UsageFailure
 from pkgvet.errors import PkgvetError
 
 DEFAULT_MALWARE = Path("../shared/datasets/pypi-malregistry")
-DEFAULT_BENIGN = (Path("data/benign/train-manifest.tsv"), Path("data/benign/scan-manifest.tsv"))
+DEFAULT_BENIGN = (
+    Path("data/benign/train-manifest.tsv"),
+    Path("data/benign/scan-manifest.tsv"),
+    Path("data/benign/longtail-manifest.tsv"),
+)
 EVAL_BENIGN = (*DEFAULT_BENIGN, Path("data/benign/holdout-manifest.tsv"))
 F = TypeVar("F", bound=Callable[..., Any])
 
