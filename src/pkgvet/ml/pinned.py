@@ -1,4 +1,4 @@
 """The sha256 of the shipped model file, written by ``pkgvet train --install``. A model
 file whose hash differs is refused at load."""
 
-MODEL_SHA256 = "121650aada855f1495deedda8d15660d566f44d4a9c892c7b6c365b52c26318f"
+MODEL_SHA256 = "1cff03daa3ee2934bc73f0b09fd9bef1e39556efb5a3b250c1eda4e77acb8826"
