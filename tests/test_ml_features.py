@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import zlib
+from pathlib import Path
 
 from conftest import sdist
 from pkgvet.config import ScanConfig
@@ -106,3 +107,39 @@ def test_archive_form_is_not_a_feature() -> None:
     """The shared malware set holds unpacked directories and lone files that benign samples
     never are: the form of the artifact must not be learnable."""
     assert not any(n.startswith(("kind", "f_kind", "m_kind")) for n in dense_names())
+
+
+def test_feature_cache_key_follows_the_extraction_code(tmp_path: Path) -> None:
+    """Cached feature rows are keyed by the code that computed them: editing a rule, the
+    analysis or the popular names gives a new cache directory; editing a shell around the
+    pipeline (the CLI, the service, the fitting code) or retraining the model does not."""
+    from pkgvet.ml.dataset import extractor_hash, features_dir
+
+    root = tmp_path / "pkgvet"
+    files = {
+        "rules/exec.py": "SEVERITY = 'high'\n",
+        "analysis/apis.py": "FAMILIES = ()\n",
+        "data/popular.tsv": "requests\t1\n",
+        "data/model.json.gz": "model v1",
+        "cli.py": "def main(): ...\n",
+        "service/app.py": "APP = None\n",
+        "ml/train.py": "SEED = 0\n",
+    }
+    for rel, text in files.items():
+        (root / rel).parent.mkdir(parents=True, exist_ok=True)
+        (root / rel).write_text(text)
+    base = extractor_hash(root)
+    for rel in ("cli.py", "service/app.py", "ml/train.py", "data/model.json.gz"):
+        (root / rel).write_text("edited\n")
+        assert extractor_hash(root) == base, rel
+    (root / "rules/__pycache__").mkdir()
+    (root / "rules/__pycache__/exec.cpython-311.pyc").write_bytes(b"\0")
+    assert extractor_hash(root) == base
+    seen = {base}
+    for rel in ("rules/exec.py", "analysis/apis.py", "data/popular.tsv"):
+        (root / rel).write_text((root / rel).read_text() + "# edited\n")
+        seen.add(extractor_hash(root))
+    (root / "rules/new_rule.py").write_text("")  # a new module counts too
+    seen.add(extractor_hash(root))
+    assert len(seen) == 5
+    assert features_dir().name.endswith("-" + extractor_hash()[:16])

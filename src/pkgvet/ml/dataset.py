@@ -1,14 +1,17 @@
 """Training data: labelled samples (the shared malware set, the pinned benign manifests), their
 features computed by the scan pipeline in a process pool, and a resumable feature cache.
 
-The cache lives outside the repository (``$PKGVET_CACHE_DIR/features/<schema>/``), one JSONL file
-per source, keyed by the feature-schema hash so a schema change never mixes vectors. Rows are
-plain JSON: nothing is unpickled.
+The cache lives outside the repository (``$PKGVET_CACHE_DIR/features/<schema>-<extractor>/``),
+one JSONL file per source, keyed by the feature-schema hash and by the hash of the code that
+computes the rows (:func:`extractor_hash`), so neither a schema change nor a change to a rule or
+to the analysis ever mixes stale vectors with new ones. Rows are plain JSON: nothing is
+unpickled.
 """
 
 from __future__ import annotations
 
 import csv
+import hashlib
 import json
 import os
 from collections.abc import Callable, Iterable, Iterator
@@ -137,10 +140,52 @@ def prefer_labels(rows: list[dict[str, Any]], label_sources: set[str]) -> list[d
     ]
 
 
+# Parts of pkgvet that never run while a feature row is computed (shells around the pipeline and
+# the fitting code): editing them leaves cached rows valid. Everything else counts, new modules
+# included, so a forgotten module can only cost a re-extraction, never a stale row.
+_OUTSIDE_EXTRACTION = frozenset(
+    {
+        "__main__.py",
+        "batch",
+        "cli.py",
+        "collect",
+        "commands",
+        "ml/evaluate.py",
+        "ml/export.py",
+        "ml/plots.py",
+        "ml/train.py",
+        "report",
+        "service",
+        "store.py",
+        "study",
+        "watch",
+    }
+)
+
+
+def extractor_hash(root: Path | None = None) -> str:
+    """sha256 over the source of the code that computes feature rows: every ``.py`` module of
+    the pkgvet package at ``root`` (default: this one) outside :data:`_OUTSIDE_EXTRACTION`, and
+    its ``.tsv`` data (the popular names behind the typosquat features). The shipped model is
+    not part of it: retraining leaves the cache valid."""
+    import pkgvet
+
+    root = root or Path(pkgvet.__file__).parent
+    digest = hashlib.sha256()
+    for path in sorted(root.rglob("*")):
+        rel = path.relative_to(root).as_posix()
+        if path.suffix not in (".py", ".tsv") or not path.is_file():
+            continue
+        if rel.split("/")[0] in _OUTSIDE_EXTRACTION or rel in _OUTSIDE_EXTRACTION:
+            continue
+        digest.update(rel.encode() + b"\0" + path.read_bytes() + b"\0")
+    return digest.hexdigest()
+
+
 def features_dir() -> Path:
     from pkgvet.collect.index import cache_dir
 
-    return cache_dir() / "features" / schema_hash()[:16]
+    return cache_dir() / "features" / f"{schema_hash()[:16]}-{extractor_hash()[:16]}"
 
 
 def _row(sample: Sample) -> dict[str, Any]:
