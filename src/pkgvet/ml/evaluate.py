@@ -196,7 +196,8 @@ def evaluate(
     stack = fit_stack(train, groups, n_folds=n_folds)
     p_test = stack.predict(test)
     critical = _critical(test)
-    flagged = flag(p_test, rules_high(test), stack.thresholds) | critical  # the shipped verdict
+    high = rules_high(test)
+    flagged = flag(p_test, high, stack.thresholds) | critical  # the shipped verdict
     result: dict[str, Any] = {
         "cutoff": cutoff,
         "until": until,
@@ -212,10 +213,9 @@ def evaluate(
     }
     result["verdict"] = metrics(test.y, flagged) | {"strata": _strata(test, flagged)}
     # what a person would review: a malicious or a suspicious verdict (``scoring.verdict``)
-    review = flagged | (p_test >= stack.thresholds["suspicious"]) | rules_high(test)
+    review = flagged | (p_test >= stack.thresholds["suspicious"]) | high
     result["not_clean"] = metrics(test.y, review) | {"strata": _strata(test, review)}
-    rules_flag = np.asarray([r["rules_high"] for r in test.rows])
-    result["rules_only"] = metrics(test.y, rules_flag) | {"strata": _strata(test, rules_flag)}
+    result["rules_only"] = metrics(test.y, high) | {"strata": _strata(test, high)}
     result["base_learners"] = {n: _operating(stack, test, n) for n in LEARNERS}
     result["recall_by_month"] = _recall_by(test, flagged, lambda r: [r["sample"]["date"][:7]])
     result["recall_by_category"] = _recall_by(
@@ -243,7 +243,7 @@ def evaluate(
             else:
                 s = fit_stack(train, groups, drop=frozenset({g}), n_folds=n_folds)
             result["ablation"][g] = _operating(s, test)
-    _plots(stack, test, p_test, flagged, rules_flag, result, out_dir)
+    _plots(stack, test, p_test, flagged, high, result, out_dir)
     (out_dir / "metrics.json").write_text(json.dumps(result, indent=2, sort_keys=True) + "\n")
     (out_dir / "report.md").write_text(report_markdown(result))
     return result
