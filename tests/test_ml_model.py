@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 
+from conftest import realistic_clean_sdist
 from pkgvet.cli import cli
 from pkgvet.ml.features import TEXT_DIM, Features, dense_names, token_index
 from pkgvet.ml.model import ModelError, load_model, parse_model, shipped_model_available
@@ -182,6 +183,41 @@ def test_cli_scores_with_a_given_model(tmp_path: Path, trained: tuple[Any, Any, 
     assert any(r.startswith("model probability") for r in result["reasons"])
 
 
+def test_batch_scores_with_a_given_model_and_refuses_a_tampered_one(
+    tmp_path: Path, trained: tuple[Any, Any, bytes]
+) -> None:
+    """``pkgvet batch --model-file``: a candidate model scores every package in the workers
+    (its version is stored with each result); a file that is not the named one stops the run
+    before any scan."""
+    pytest.importorskip("sqlalchemy")
+    import sqlite3
+
+    _data, _stack, blob = trained
+    model = tmp_path / "model.json.gz"
+    model.write_bytes(blob)
+    digest = hashlib.sha256(blob).hexdigest()
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    (corpus / "reqeusts-999.0.1.tar.gz").write_bytes(DROPPER)
+    (corpus / "zzclean-1.0.tar.gz").write_bytes(realistic_clean_sdist())
+    common = [str(corpus), "--no-known", "--no-progress", "--jobs", "2"]
+    model_args = ["--model-file", str(model), "--model-sha256"]
+    db = tmp_path / "candidate.db"
+    res = CliRunner().invoke(cli, ["batch", *common, "--db", str(db), *model_args, digest])
+    assert res.exit_code == 0, res.output
+    with sqlite3.connect(db) as conn:
+        rows = conn.execute("select model_version, model_probability from scans").fetchall()
+    assert len(rows) == 2
+    assert all(v == digest[:12] and p is not None for v, p in rows)
+
+    refused = tmp_path / "refused.db"
+    res = CliRunner().invoke(cli, ["batch", *common, "--db", str(refused), *model_args, "0" * 64])
+    assert res.exit_code == 2
+    assert "refusing a modified or unknown model" in res.output
+    with sqlite3.connect(refused) as conn:
+        assert conn.execute("select count(*) from scans").fetchone() == (0,)
+
+
 def test_shipped_model_is_pinned_small_and_carded() -> None:
     assert shipped_model_available(), "the model ships with the package (pkgvet train --install)"
     from importlib import resources
@@ -199,7 +235,6 @@ def test_shipped_model_is_pinned_small_and_carded() -> None:
 
 
 def test_shipped_model_scores_inert_packages() -> None:
-    from conftest import realistic_clean_sdist
     from pkgvet.config import ScanConfig
     from pkgvet.pipeline import scan_bytes
 

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any, TextIO
 
 import click
 
+from pkgvet.commands.scan import check_model, model_file_options
 from pkgvet.config import Limits, ScanConfig
 from pkgvet.errors import PkgvetError
 from pkgvet.models import Severity
@@ -124,6 +125,7 @@ def _split(values: tuple[str, ...]) -> frozenset[str]:
     show_default=True,
     help="Score with the trained detector; --no-model gives the rules-only verdict.",
 )
+@model_file_options
 @click.option(
     "--select",
     multiple=True,
@@ -204,6 +206,8 @@ def batch_command(
     max_tasks_per_worker: int,
     retry_errors: bool,
     use_model: bool,
+    model_file: Path | None,
+    model_sha256: str | None,
     select: tuple[str, ...],
     ignore: tuple[str, ...],
     min_severity: str,
@@ -223,7 +227,8 @@ def batch_command(
     collect' (their files are read from the collector's cache). Results go to --db as they
     arrive; an entry whose result is already stored is skipped, so a killed run restarts where
     it stopped. Exit 0 when the run completes (whatever the verdicts), 2 on a usage or store
-    error, 130 when interrupted.
+    error, 130 when interrupted. Results are keyed by package, not by model: score a candidate
+    model (--model-file) into a store of its own.
     """
     if not sources and not names_files and export is None:
         raise BatchFailure("give SOURCES, --names FILE, or --export FILE")
@@ -235,7 +240,7 @@ def batch_command(
         summary = None
         if sources or names_files:
             src = _sources(sources, names_files, cache)
-            config = _check_model(
+            config = check_model(
                 ScanConfig(
                     limits=Limits(time_budget_s=time_budget),
                     select=_split(select),
@@ -243,6 +248,8 @@ def batch_command(
                     password=password.encode(),
                     min_severity=Severity(min_severity),
                     use_model=use_model,
+                    model_path=str(model_file) if model_file else None,
+                    model_sha256=model_sha256,
                 )
             )
             from pkgvet.batch.worker import WorkerOptions, testing_hooks
@@ -297,25 +304,6 @@ def _sources(
             out.append(TreeSource(s))
     out.extend(NamesSource(f) for f in names_files)
     return out
-
-
-def _check_model(config: ScanConfig) -> ScanConfig:
-    """A tampered or unreadable model is refused (exit 2); an installation without a model
-    falls back to the rules-only verdict, with a warning."""
-    if not config.use_model:
-        return config
-    import dataclasses
-
-    from pkgvet.ml.model import ModelError, load_model, shipped_model_available
-
-    if not shipped_model_available():
-        click.echo("warning: no trained model installed; rules-only verdict", err=True)
-        return dataclasses.replace(config, use_model=False)
-    try:
-        load_model(None, None)
-    except ModelError as exc:
-        raise BatchFailure(exc.diagnostics()) from exc
-    return config
 
 
 def _engine(

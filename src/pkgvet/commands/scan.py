@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import dataclasses
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, TextIO, TypeVar
+from typing import TYPE_CHECKING, Any, TextIO, TypeVar
 
 import click
 from click.core import ParameterSource
@@ -31,6 +31,7 @@ if TYPE_CHECKING:
 
 _SEVERITIES = [s.value for s in Severity]
 _T = TypeVar("_T")
+_F = TypeVar("_F", bound=Callable[..., Any])
 
 
 class UsageFailure(click.ClickException):
@@ -38,6 +39,19 @@ class UsageFailure(click.ClickException):
     means "findings"."""
 
     exit_code = 2
+
+
+def model_file_options(command: _F) -> _F:
+    """``--model-file`` and ``--model-sha256``: score with another model than the shipped one
+    (a candidate from ``pkgvet train``), its hash checked before any scan."""
+    command = click.option(
+        "--model-sha256", metavar="HEX", help="Expected sha256 of --model-file."
+    )(command)
+    return click.option(
+        "--model-file",
+        type=click.Path(dir_okay=False, path_type=Path),
+        help="Use this model file instead of the shipped one (needs --model-sha256).",
+    )(command)
 
 
 def _split(values: tuple[str, ...]) -> frozenset[str]:
@@ -140,12 +154,7 @@ def _split(values: tuple[str, ...]) -> frozenset[str]:
     help="Score with the trained detector (verdict and score from model plus rules); "
     "--no-model gives the rules-only verdict.",
 )
-@click.option(
-    "--model-file",
-    type=click.Path(dir_okay=False, path_type=Path),
-    help="Use this model file instead of the shipped one (needs --model-sha256).",
-)
-@click.option("--model-sha256", metavar="HEX", help="Expected sha256 of --model-file.")
+@model_file_options
 @click.option(
     "--progress/--no-progress",
     default=None,
@@ -253,7 +262,7 @@ def scan_command(
         model_path=str(model_file) if model_file else None,
         model_sha256=model_sha256,
     )
-    config = _check_model(config)
+    config = check_model(config)
     if as_requirements:
         missing = [str(t) for t in targets if not t.is_file()]
         if missing:
@@ -305,7 +314,7 @@ def _pick(ctx: click.Context, name: str, given: _T, configured: _T | None) -> _T
     return given if configured is None or explicit else configured
 
 
-def _check_model(config: ScanConfig) -> ScanConfig:
+def check_model(config: ScanConfig) -> ScanConfig:
     """Load the model once before scanning: a tampered or unreadable model is refused (exit 2);
     an installation without a model falls back to the rules-only verdict, with a warning."""
     if not config.use_model:
