@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any, TextIO
 
 import click
 
-from pkgvet.commands.scan import check_model, model_file_options
+from pkgvet.commands.model_options import check_model, model_file_options
 from pkgvet.config import Limits, ScanConfig
 from pkgvet.errors import PkgvetError
 from pkgvet.models import Severity

@@ -4,16 +4,17 @@ from __future__ import annotations
 
 import dataclasses
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TextIO, TypeVar
+from typing import TYPE_CHECKING, TextIO, TypeVar
 
 import click
 from click.core import ParameterSource
 
 from pkgvet.archive import is_archive_name
+from pkgvet.commands.model_options import check_model, model_file_options
 from pkgvet.config import Limits, ScanConfig
 from pkgvet.environment import Installed, PthFile, environment_jobs, scan_installed
 from pkgvet.errors import PkgvetError, SourceError
@@ -31,7 +32,6 @@ if TYPE_CHECKING:
 
 _SEVERITIES = [s.value for s in Severity]
 _T = TypeVar("_T")
-_F = TypeVar("_F", bound=Callable[..., Any])
 
 
 class UsageFailure(click.ClickException):
@@ -39,19 +39,6 @@ class UsageFailure(click.ClickException):
     means "findings"."""
 
     exit_code = 2
-
-
-def model_file_options(command: _F) -> _F:
-    """``--model-file`` and ``--model-sha256``: score with another model than the shipped one
-    (a candidate from ``pkgvet train``), its hash checked before any scan."""
-    command = click.option(
-        "--model-sha256", metavar="HEX", help="Expected sha256 of --model-file."
-    )(command)
-    return click.option(
-        "--model-file",
-        type=click.Path(dir_okay=False, path_type=Path),
-        help="Use this model file instead of the shipped one (needs --model-sha256).",
-    )(command)
 
 
 def _split(values: tuple[str, ...]) -> frozenset[str]:
@@ -312,23 +299,6 @@ def _pick(ctx: click.Context, name: str, given: _T, configured: _T | None) -> _T
     source = ctx.get_parameter_source(name)
     explicit = source not in (None, ParameterSource.DEFAULT, ParameterSource.DEFAULT_MAP)
     return given if configured is None or explicit else configured
-
-
-def check_model(config: ScanConfig) -> ScanConfig:
-    """Load the model once before scanning: a tampered or unreadable model is refused (exit 2);
-    an installation without a model falls back to the rules-only verdict, with a warning."""
-    if not config.use_model:
-        return config
-    from pkgvet.ml.model import ModelError, load_model, shipped_model_available
-
-    if config.model_path is None and not shipped_model_available():
-        click.echo("warning: no trained model installed; rules-only verdict", err=True)
-        return dataclasses.replace(config, use_model=False)
-    try:
-        load_model(config.model_path, config.model_sha256)
-    except ModelError as exc:
-        raise UsageFailure(exc.diagnostics()) from exc
-    return config
 
 
 def _known(use_known: bool, path: Path | None) -> KnownStore | None:
