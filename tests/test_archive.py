@@ -80,6 +80,14 @@ def test_zip_sdist_is_read_and_its_root_stripped() -> None:
     assert rels(archive) == {"setup.py", "PKG-INFO", "zzpkg/__init__.py"}
 
 
+def test_dot_slash_names_and_appledouble_files_keep_the_root_stripped() -> None:
+    # `tar -czf x.tar.gz .` on macOS: every name starts with ./ and ._ files sit beside
+    files = {"./" + k: v for k, v in SDIST_FILES.items()}
+    files["./._zzpkg-1.0"] = b"\x00\x05\x16\x07"
+    archive = read(make_tar(files), "zzpkg-1.0.tar.gz")
+    assert rels(archive) == {"setup.py", "PKG-INFO", "zzpkg/__init__.py", "._zzpkg-1.0"}
+
+
 def test_wheel_is_read_without_stripping() -> None:
     whl = make_zip({"zzpkg/__init__.py": SETUP, "zzpkg-1.0.dist-info/METADATA": PKG_INFO,
                     "zzpkg-1.0.dist-info/RECORD": b""})

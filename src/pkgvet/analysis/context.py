@@ -25,7 +25,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from functools import cached_property, lru_cache
 
-from pkgvet.analysis.apis import REFS, Cap, capability_of
+from pkgvet.analysis.apis import Cap, capability_of, reference_capability
 from pkgvet.analysis.fold import DECODER_NAMES, Folder, Value
 from pkgvet.analysis.keywords import KeywordHits, find_all
 from pkgvet.analysis.reach import ImportSite, dead_ranges
@@ -51,6 +51,32 @@ EXEC_SINKS = frozenset(
 )
 _BLOB_RE = re.compile(r"^[A-Za-z0-9+/=_\-\s]{120,}$|^(?:[0-9a-fA-F]{2}){60,}$")
 _ENCODED_RE = re.compile(r"[A-Za-z0-9+/=_\-\r\n]+")
+
+_TRANSFER_TOOLS = frozenset({"curl", "curl.exe", "wget", "wget.exe"})
+
+
+def _runs_transfer_tool(node: ast.Call | None) -> bool:
+    """The process started is curl or wget (``["curl", "-F", ...]``, ``"curl -d @f ..."``,
+    ``f"wget {url}"``): the code can send data out as surely as with an HTTP library."""
+    if node is None or not node.args:
+        return False
+    first: ast.expr = node.args[0]
+    if isinstance(first, ast.List | ast.Tuple) and first.elts:
+        first = first.elts[0]
+    elif isinstance(first, ast.JoinedStr) and first.values:
+        first = first.values[0]
+    elif isinstance(first, ast.BinOp):  # "curl " + url
+        while isinstance(first, ast.BinOp):
+            first = first.left
+    if not (isinstance(first, ast.Constant) and isinstance(first.value, str)):
+        return False
+    words = first.value.split(None, 1)
+    return bool(words) and words[0].replace("\\", "/").rpartition("/")[2].lower() in _TRANSFER_TOOLS
+
+
+# Loops over these (``for k, v in os.environ.items()``) or over ``os.environ`` itself read
+# every variable, as ``dict(os.environ)`` does.
+_ENVIRON_VIEWS = frozenset({"os.environ.items", "os.environ.keys", "os.environ.values"})
 
 
 def entropy(s: str) -> float:
@@ -144,6 +170,7 @@ NODE_CALL_NAMES = frozenset(
         "b64encode",
         "urlencode",
         "compress",
+        "NamedTemporaryFile",
     }
 )
 
@@ -179,6 +206,9 @@ class ExecSite:
     via_decoder: bool  # the argument passes through a decoding function
     arg_calls: frozenset[str]  # qualified names called inside the argument
     literal: bool  # the argument is a plain string literal
+    # for an argument that is a bare name: what is called in the values assigned to that name
+    # anywhere in the file (``code = requests.get(u).text`` ... ``exec(code)``)
+    source_calls: frozenset[str] = frozenset()
 
 
 def _decode_source(data: bytes) -> str:
@@ -253,6 +283,7 @@ class FileContext:
         self.encoded = False  # a payload recovered by decoding (not plain embedded code)
         self.function_defs: set[str] = set()
         self.caps: dict[Cap, int] = {}  # capability -> first line
+        self.environ_loops: list[int] = []  # lines of loops over the whole os.environ
         self._index()
 
     @property
@@ -286,10 +317,16 @@ class FileContext:
             if cap is not None:
                 if cap not in self.caps or c.line < self.caps[cap]:
                     self.caps[cap] = c.line
+                if (
+                    cap is Cap.PROCESS
+                    and _runs_transfer_tool(c.node)
+                    and (Cap.NETWORK not in self.caps or c.line < self.caps[Cap.NETWORK])
+                ):
+                    self.caps[Cap.NETWORK] = c.line
             elif trim and not keeps_node(c.qualname):
                 c.node = None
         for r, line in self.refs.items():
-            rcap = REFS.get(r)
+            rcap = reference_capability(r)
             if rcap is not None and (rcap not in self.caps or line < self.caps[rcap]):
                 self.caps[rcap] = line
         if self.depth < self.limits.max_decode_depth:
@@ -300,6 +337,7 @@ class FileContext:
         assigns: list[ast.Assign] = []
         attrs: list[ast.Attribute] = []
         defs: list[ast.FunctionDef | ast.AsyncFunctionDef | ast.Lambda] = []
+        loops: list[ast.For | ast.AsyncFor | ast.comprehension] = []
         # The hottest loop of a scan (every node of every file): node types and bound methods
         # are locals, child lists are pushed whole (None entries cost one empty iteration at
         # pop instead of a generator per list), and the per-type field lookup is inlined.
@@ -319,6 +357,7 @@ class FileContext:
         Import, ImportFrom, Assign, AST = ast.Import, ast.ImportFrom, ast.Assign, ast.AST
         BinOp = ast.BinOp
         FunctionDef, AsyncFunctionDef, Lambda = ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda
+        For, AsyncFor, comprehension = ast.For, ast.AsyncFor, ast.comprehension
         while stack:
             node = pop()
             t = node.__class__
@@ -354,6 +393,8 @@ class FileContext:
                 assigns.append(node)  # type: ignore[arg-type]
             elif t is FunctionDef or t is AsyncFunctionDef or t is Lambda:
                 defs.append(node)  # type: ignore[arg-type]
+            elif t is For or t is comprehension or t is AsyncFor:
+                loops.append(node)  # type: ignore[arg-type]
             fields = fields_of(t)
             if fields is None:
                 fields = _child_fields(t)  # type: ignore[arg-type]  # NoneType is in _FIELDS
@@ -406,10 +447,21 @@ class FileContext:
                 q = self.qualname(attr)
                 if q not in self.refs or attr.lineno < self.refs[q]:
                     self.refs[q] = attr.lineno
+        for loop in loops:
+            it = loop.iter
+            if isinstance(it, ast.Call) and not it.args and isinstance(it.func, ast.Attribute):
+                whole = self.qualname(it.func) in _ENVIRON_VIEWS
+            else:
+                whole = (
+                    isinstance(it, ast.Attribute | ast.Name) and self.qualname(it) == "os.environ"
+                )
+            if whole:
+                self.environ_loops.append(it.lineno)
+        self.environ_loops.sort()
         self.lazy_ranges = dead_ranges(tree, defs, calls, main_runs=self.trigger is Trigger.INSTALL)
         self._lazy_starts = [a for a, _b in self.lazy_ranges]
         self._index_embedded_code(calls)
-        self._index_exec_sites()
+        self._index_exec_sites(assigns)
         self._check_deadline()
 
     def _add_import(self, node: ast.Import) -> None:
@@ -435,15 +487,21 @@ class FileContext:
 
     def _index_embedded_code(self, calls: list[ast.Call]) -> None:
         """String arguments that are Python code (written to a file, passed to ``python -c``)
-        are analysed as code of this file."""
-        Constant, List, Tuple = ast.Constant, ast.List, ast.Tuple
+        are analysed as code of this file, as are module-level strings handed over by name
+        (``CODE = "..."`` then ``fh.write(CODE)``): those count from the call's line."""
+        Constant, List, Tuple, Name = ast.Constant, ast.List, ast.Tuple, ast.Name
+        constants = self.constants
         for call in calls:
             for a in call.args:  # a constant, or a list or tuple of them (argv lists)
                 t = a.__class__
+                at: int | None = None
                 if t is Constant:
                     nodes: list[ast.expr] = [a]
                 elif t is List or t is Tuple:
                     nodes = a.elts  # type: ignore[attr-defined]
+                elif t is Name and a.id in constants:  # type: ignore[attr-defined]
+                    nodes = [constants[a.id]]  # type: ignore[attr-defined]
+                    at = call.lineno
                 else:
                     continue
                 for node in nodes:
@@ -457,7 +515,7 @@ class FileContext:
                         and ("import" in text or "exec(" in text or "eval(" in text)
                         and _CODE_HINT.search(text)
                     ):
-                        self.embedded.append((text, node.lineno))
+                        self.embedded.append((text, node.lineno if at is None else at))
 
     def runs_on_load(self, line: int) -> bool:
         """True when ``line`` runs as soon as the module runs: module-level code and the bodies
@@ -467,12 +525,18 @@ class FileContext:
         i = bisect_right(self._lazy_starts, line) - 1
         return i < 0 or line > self.lazy_ranges[i][1]
 
-    def _index_exec_sites(self) -> None:
+    def _index_exec_sites(self, assigns: list[ast.Assign]) -> None:
         folder = self.folder
+        sources: dict[str, frozenset[str]] | None = None
         for c in self.calls:
             if c.qualname not in EXEC_SINKS or c.node is None or not c.node.args:
                 continue
             arg = c.node.args[0]
+            source_calls: frozenset[str] = frozenset()
+            if isinstance(arg, ast.Name):
+                if sources is None:
+                    sources = self._assigned_calls(assigns)
+                source_calls = sources.get(arg.id, frozenset())
             inner = frozenset(
                 self.qualname(n.func) for n in ast.walk(arg) if isinstance(n, ast.Call)
             )
@@ -485,7 +549,19 @@ class FileContext:
                 or _reverses(arg)
                 or any(n.endswith((".decrypt", "Fernet")) for n in inner)
             )
-            self.exec_sites.append(ExecSite(c.qualname, c.line, payload, via, inner, literal))
+            self.exec_sites.append(
+                ExecSite(c.qualname, c.line, payload, via, inner, literal, source_calls)
+            )
+
+    def _assigned_calls(self, assigns: list[ast.Assign]) -> dict[str, frozenset[str]]:
+        """For each name assigned in the file (any scope): what its values call."""
+        out: dict[str, set[str]] = {}
+        for a in assigns:
+            if len(a.targets) == 1 and isinstance(a.targets[0], ast.Name):
+                out.setdefault(a.targets[0].id, set()).update(
+                    self.qualname(n.func) for n in ast.walk(a.value) if isinstance(n, ast.Call)
+                )
+        return {k: frozenset(v) for k, v in out.items()}
 
     def _index_tokens(self) -> None:
         """Fallback for sources ``ast.parse`` rejects (Python 2, broken or hostile files)."""

@@ -30,7 +30,7 @@ from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from pkgvet.analysis.apis import REFS, Cap, capability_of
+from pkgvet.analysis.apis import Cap, capability_of, reference_capability
 from pkgvet.analysis.context import _ENCODED_RE, FileContext, PackageContext, entropy
 from pkgvet.models import Finding, Severity, Trigger
 from pkgvet.rules.base import eager
@@ -465,7 +465,7 @@ def _eager_caps(fc: FileContext) -> set[Cap]:
         if cap is not None and cap not in out and eager(fc, c.line):
             out.add(cap)
     for ref, line in fc.refs.items():
-        rcap = REFS.get(ref)
+        rcap = reference_capability(ref)
         if rcap is not None and rcap not in out and eager(fc, line):
             out.add(rcap)
     return out

@@ -8,6 +8,7 @@ CWE) and takes the function's docstring as the rule's documentation. Rules read 
 
 from __future__ import annotations
 
+import ast
 import inspect
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
@@ -157,3 +158,37 @@ def trigger_at(file: FileContext, line: int) -> Trigger:
     if root.reached is not None and file.trigger is Trigger.RUNTIME and eager(file, line):
         return root.reached
     return file.trigger
+
+
+_SCRIPT_SUFFIXES = (".py", ".pyw", ".bat", ".cmd", ".ps1", ".vbs", ".sh", ".exe")
+
+
+def _ends_like_script(node: ast.expr | None, f: FileContext) -> bool:
+    """A path expression that ends in a script or program suffix: a constant, or the last
+    piece of an f-string or of a ``+`` chain (``tmp + "/run.py"``)."""
+    while isinstance(node, ast.BinOp):
+        node = node.right
+    if isinstance(node, ast.JoinedStr) and node.values:
+        node = node.values[-1]
+    value = f.folder.fold(node) if node is not None else None
+    return isinstance(value, str) and value.lower().endswith(_SCRIPT_SUFFIXES)
+
+
+def writes_file(f: FileContext) -> bool:
+    """The code writes a binary file, or a text file named like a script (``run.py``,
+    ``x.bat``: a downloaded script is text): ``open`` with a write mode, ``write_bytes``, or a
+    named temporary file (``w+b`` unless told otherwise)."""
+    for c in f.calls_matching("open", "io.open", "builtins.open"):
+        args = f.const_args(c)
+        path = c.node.args[0] if c.node is not None and c.node.args else None
+        for a in args[1:]:
+            if isinstance(a, str) and "w" in a and ("b" in a or _ends_like_script(path, f)):
+                return True
+    for c in f.calls_matching("tempfile.NamedTemporaryFile"):
+        if c.node is None:
+            continue
+        given = [k.value for k in c.node.keywords if k.arg == "mode"] or c.node.args[:1]
+        mode = f.folder.fold(given[0]) if given else "w+b"
+        if not isinstance(mode, str) or "w" in mode or "+" in mode:
+            return True
+    return any(c.qualname.endswith(".write_bytes") for c in f.calls)

@@ -13,7 +13,7 @@ from pkgvet.analysis.apis import Cap, capability_of, network_call
 from pkgvet.analysis.context import CallSite, FileContext, PackageContext, decode_blob
 from pkgvet.analysis.fold import DECODER_NAMES
 from pkgvet.models import Category, Confidence, Finding, Severity, Trigger
-from pkgvet.rules.base import RuleMeta, eager, rule
+from pkgvet.rules.base import RuleMeta, eager, rule, writes_file
 from pkgvet.rules.indicators import (
     EXFIL_SERVICE,
     PASTE_SHARE,
@@ -47,8 +47,8 @@ def process_execution(pkg: PackageContext, meta: RuleMeta) -> Iterator[Finding]:
     Reported once per file: medium in install- or import-time code (a build that shells out is
     unusual enough to read), low elsewhere. High when code that runs on install or import
     starts a program, named by a constant, that is not a build tool (compilers, build systems,
-    version control, pkg-config, the interpreter...): ``dir``, ``env``, ``whoami``, ``echo``,
-    ``pip install``, a binary in a temp folder. Command strings that look like droppers or
+    version control, pkg-config, the interpreter, pip...): ``dir``, ``env``, ``whoami``,
+    ``echo``, a binary in a temp folder. Command strings that look like droppers or
     shells are PV102.
     """
     for f in pkg.all_files():
@@ -395,15 +395,16 @@ def exec_decoded_payload(pkg: PackageContext, meta: RuleMeta) -> Iterator[Findin
 )
 def exec_downloaded_code(pkg: PackageContext, meta: RuleMeta) -> Iterator[Finding]:
     """``exec``/``eval`` of what an HTTP request returned (``exec(requests.get(u).text)``,
-    ``exec(urlopen(u).read())``), or a file that downloads and calls ``exec`` on a variable:
-    a second-stage payload the package itself does not contain."""
+    ``exec(urlopen(u).read())``, or through a name: ``code = requests.get(u).text`` then
+    ``exec(code)``), or a file that downloads and calls ``exec`` on a variable it cannot trace
+    (medium): a second-stage payload the package itself does not contain."""
     for f in pkg.all_files():
         for site in f.exec_sites:
             if any(
                 network_call(n.split("(")[0].removesuffix("."))
                 or "urlopen" in n
                 or n.startswith(("requests.", "httpx."))
-                for n in site.arg_calls
+                for n in site.arg_calls | site.source_calls
             ):
                 yield meta.at(f, site.line, f"{site.qualname}() of a network response")
                 break
@@ -447,12 +448,13 @@ def _reads_local_file(calls: frozenset[str]) -> bool:
 def download_and_run(pkg: PackageContext, meta: RuleMeta) -> Iterator[Finding]:
     """The same code fetches something from the network, writes it to disk and starts a
     process or makes a file executable: the dropper pattern (``urlretrieve`` + ``os.startfile``,
-    ``requests.get`` + ``open(..., "wb")`` + ``subprocess.Popen``). High in install- or
+    ``requests.get`` + ``open(..., "wb")`` or ``open("x.py", "w")`` + ``subprocess.Popen``,
+    ``git.Repo.clone_from`` + a process). High in install- or
     import-time code, or when the file comes from a raw IP, a paste/file-sharing or tunnel host,
     or is started with ``os.startfile``; medium otherwise (updaters and driver managers
     download and run binaries too)."""
     for f in pkg.all_files():
-        fetches = Cap.DOWNLOAD in f.caps or (Cap.NETWORK in f.caps and _writes_binary(f))
+        fetches = Cap.DOWNLOAD in f.caps or (Cap.NETWORK in f.caps and writes_file(f))
         runs = Cap.PROCESS in f.caps or Cap.CHMOD in f.caps
         if fetches and runs:
             line = f.caps.get(Cap.DOWNLOAD) or f.caps[Cap.NETWORK]
@@ -473,14 +475,6 @@ def download_and_run(pkg: PackageContext, meta: RuleMeta) -> Iterator[Finding]:
                 "fetches a file, writes it and runs a program",
                 severity=Severity.HIGH if live else Severity.MEDIUM,
             )
-
-
-def _writes_binary(f: FileContext) -> bool:
-    for c in f.calls_matching("open", "io.open", "builtins.open"):
-        args = f.const_args(c)
-        if any(isinstance(a, str) and "w" in a and "b" in a for a in args[1:]):
-            return True
-    return any(c.qualname.endswith(".write_bytes") for c in f.calls)
 
 
 @rule(

@@ -166,9 +166,10 @@ PASTE_SHARE = Indicator(
         "tinyurl",
         "is.gd",
         "rb.gy",
+        "sharetext",
     ],
     re.compile(
-        r"\b(?:pastebin\.com/raw|paste\.ee/r|hastebin\.com/raw|rentry\.co/|ghostbin\.|"
+        r"\b(?:pastebin\.com/raw|paste\.ee/r|hastebin\.com/raw|rentry\.co/|ghostbin\.|sharetext\.me/raw|"
         r"transfer\.sh/|file\.io/|anonfiles\.com|gofile\.io|filebin\.net|cdn\.discordapp\.com/"
         r"attachments|media\.discordapp\.net/attachments|raw\.githubusercontent\.com/[^\s\"']+"
         r"\.(?:exe|dll|bat|ps1|vbs|scr)|bit\.ly/|tinyurl\.com/|is\.gd/|rb\.gy/)",
@@ -213,6 +214,7 @@ _SHELL_ALTERNATIVES = (
     r"(?:https?|vbscript|javascript):|/dev/tcp/\S+|\bnc(?:at)?(?:\.exe)?\s+(?:\S+\s+)*-[ec]\s|"
     r"\bbash\s+-i\s*[>&]|\bsh\s+-i\s*[>&]|wmic\s+process\s+call\s+create|"
     r"regsvr32(?:\.exe)?\s+/s\s+/n\s+/u|Invoke-WebRequest|New-Object\s+Net\.WebClient|"
+    r"\bNet\.Sockets\.TCPClient\b|"
     r"\b(?:curl|wget)\b[^\n]{0,300}(?:&&|;|\|\|)\s*(?:chmod\s+\+x|\./|bash\s|sh\s|python\d?\s)|"
     r"\b(?:curl|wget)\s[^\n]{0,200}\s-[oO]\s*\S+[^\n]{0,200}(?:&&|;)\s*\S*(?:start|\./)|"
     r"cmd(?:\.exe)?\s+/c\s+start\s|\bstart\s+/b\s+\S+\.exe|"
@@ -238,6 +240,7 @@ SHELL_HIGH = Indicator(
         "wmic",
         "regsvr32",
         "invoke-webrequest",
+        "net.sockets.tcpclient",
         "net.webclient",
         "cmd",
         "start /b",
@@ -272,10 +275,15 @@ DISCORD_TELEGRAM = Indicator(
     ["discord", "telegram", "tdata", "dqw4w9wgxcq", "leveldb", "mfa."],
     re.compile(
         r"discord(?:canary|ptb)?[\\/]+Local Storage|Local Storage[\\/]+leveldb|dQw4w9WgXcQ:|"
-        r"[\w-]{24}\.[\w-]{6}\.[\w-]{27}|mfa\.[\w-]{84}|Telegram Desktop[\\/]+tdata|"
-        r"discord\.com/api/v\d+/users/@me|discordapp\.com/api/v\d+/users/@me",
+        r"[\w-]{24}\.[\w-]{6}\.[\w-]{27}|mfa\.[\w-]{84}|Telegram Desktop[\\/]+tdata",
         _I,
     ),
+)
+# Discord's "who owns this token" endpoint: grabbers validate stolen tokens with it, and so
+# does every client library given a token by its user, so alone it is weaker evidence.
+DISCORD_TOKEN_CHECK = Indicator(
+    ["discord"],
+    re.compile(r"discord(?:app)?\.com/api/(?:v\d+/)?users/@me", _I),
 )
 WALLETS = Indicator(
     [

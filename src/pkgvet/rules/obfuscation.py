@@ -4,13 +4,15 @@ pushed out of sight, computed imports, steganography."""
 from __future__ import annotations
 
 import ast
+import base64
+import binascii
 from collections.abc import Iterator
 
 from pkgvet.analysis.apis import Cap
 from pkgvet.analysis.context import PackageContext, entropy
 from pkgvet.analysis.keywords import KeywordHits
 from pkgvet.models import Category, Confidence, Finding, Severity
-from pkgvet.rules.base import RuleMeta, eager, rule
+from pkgvet.rules.base import RuleMeta, eager, rule, writes_file
 from pkgvet.rules.indicators import (
     HIDDEN_BY_WHITESPACE,
     OBFUSCATOR_COMMERCIAL,
@@ -221,3 +223,58 @@ def steganography(pkg: PackageContext, meta: RuleMeta) -> Iterator[Finding]:
                 "reads image data and executes code",
                 severity=Severity.HIGH if live else Severity.MEDIUM,
             )
+
+
+_EXECUTABLE_MAGIC = (b"MZ", b"\x7fELF", b"\xcf\xfa\xed\xfe", b"\xca\xfe\xba\xbe")
+
+
+def _encoded_executable(s: str) -> str | None:
+    """The format of a native executable this literal encodes in base64 or hex (only its
+    first characters are decoded), or None."""
+    head = s[:16]
+    try:
+        if head[:2] in ("TV", "f0", "z/", "yv"):  # base64 of MZ, \x7fELF, Mach-O
+            raw = base64.b64decode(head, validate=True)
+        elif head[:4].lower() in ("4d5a", "7f45", "cffa", "cafe"):
+            raw = bytes.fromhex(head)
+        else:
+            return None
+    except (binascii.Error, ValueError):
+        return None
+    if raw.startswith(b"MZ"):
+        return "Windows executable"
+    if raw.startswith(b"\x7fELF"):
+        return "ELF executable"
+    return "Mach-O executable" if raw.startswith(_EXECUTABLE_MAGIC[2:]) else None
+
+
+@rule(
+    "PV607",
+    "encoded-executable",
+    "Carries a native executable as encoded text",
+    Severity.HIGH,
+    Confidence.HIGH,
+    Category.OBFUSCATION,
+    "CWE-506",
+)
+def encoded_executable(pkg: PackageContext, meta: RuleMeta) -> Iterator[Finding]:
+    """A string literal of 256+ characters that is a Windows, ELF or Mach-O executable in
+    base64 or hex (``TVqQAAMAAAAEAAAA...``): a program smuggled inside source code, where
+    neither a reviewer nor a binary scanner looks. High when the same code writes files or
+    starts programs (the dropper writes it out and runs it), medium otherwise."""
+    for f in pkg.all_files():
+        for s, line in f.strings:
+            if len(s) < 256:
+                continue
+            kind = _encoded_executable(s)
+            if kind is None:
+                continue
+            drops = Cap.PROCESS in f.caps or Cap.CTYPES in f.caps or writes_file(f)
+            yield meta.at(
+                f,
+                line,
+                f"a {kind} encoded in a {len(s):,}-character string",
+                severity=Severity.HIGH if drops else Severity.MEDIUM,
+                evidence=s[:80],
+            )
+            break

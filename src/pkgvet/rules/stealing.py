@@ -15,6 +15,7 @@ from pkgvet.rules.indicators import (
     BROWSER,
     CREDENTIALS,
     DISCORD_TELEGRAM,
+    DISCORD_TOKEN_CHECK,
     IP_SERVICES,
     WALLETS,
     Indicator,
@@ -25,7 +26,7 @@ _SENDS = (Cap.NETWORK, Cap.SOCKET, Cap.DNS, Cap.DOWNLOAD)
 
 
 def sends(f: FileContext) -> bool:
-    """The code can send data out (HTTP, sockets, DNS)."""
+    """The code can send data out (HTTP, sockets, DNS, a ``curl``/``wget`` process)."""
     return any(c in f.caps for c in _SENDS)
 
 
@@ -77,8 +78,22 @@ def browser_data_theft(pkg: PackageContext, meta: RuleMeta) -> Iterator[Finding]
 )
 def chat_token_theft(pkg: PackageContext, meta: RuleMeta) -> Iterator[Finding]:
     """Discord ``Local Storage/leveldb``, token regular expressions and the encrypted-token
-    prefix ``dQw4w9WgXcQ:``, Telegram Desktop ``tdata``, ``/users/@me`` token checks."""
+    prefix ``dQw4w9WgXcQ:``, Telegram Desktop ``tdata``: high. A file whose only evidence is
+    Discord's ``/users/@me`` token check is medium: grabbers validate stolen tokens with it,
+    but so does every Discord client library given a token by its user."""
     yield from _indicator_rule(pkg, meta, DISCORD_TELEGRAM, "chat session tokens", Severity.HIGH)
+    for f in pkg.all_files():
+        if first_string_match(f, DISCORD_TELEGRAM) is not None:
+            continue
+        hit = first_string_match(f, DISCORD_TOKEN_CHECK)
+        if hit is not None:
+            yield meta.at(
+                f,
+                hit[0],
+                "checks a Discord token (/users/@me)",
+                severity=Severity.MEDIUM,
+                evidence=hit[1],
+            )
 
 
 @rule(
@@ -144,7 +159,10 @@ _SERIALIZERS = frozenset(
 
 
 def _whole_environ(f: FileContext) -> int | None:
-    """Line where the whole environment is serialised or sent (not one variable read)."""
+    """Line where the whole environment is serialised, sent or walked variable by variable
+    (not one variable read)."""
+    if f.environ_loops:
+        return f.environ_loops[0]
     for c in f.calls:
         if c.node is None:
             continue
@@ -155,12 +173,14 @@ def _whole_environ(f: FileContext) -> int | None:
         for a in values:
             if isinstance(a, ast.Name | ast.Attribute) and f.qualname(a) == "os.environ":
                 return c.line
-            if (
-                isinstance(a, ast.Call)
-                and f.qualname(a.func) in ("os.environ.copy", "dict")
-                and any(
-                    isinstance(x, ast.Name | ast.Attribute) and f.qualname(x) == "os.environ"
-                    for x in a.args
+            if isinstance(a, ast.Call) and (
+                f.qualname(a.func) == "os.environ.copy"
+                or (
+                    f.qualname(a.func) == "dict"
+                    and any(
+                        isinstance(x, ast.Name | ast.Attribute) and f.qualname(x) == "os.environ"
+                        for x in a.args
+                    )
                 )
             ):
                 return c.line
@@ -179,7 +199,8 @@ def _whole_environ(f: FileContext) -> int | None:
 def environment_exfiltration(pkg: PackageContext, meta: RuleMeta) -> Iterator[Finding]:
     """The entire ``os.environ`` (tokens, CI secrets, cloud keys) is read as a whole
     (``json.dumps(os.environ)``, ``str(dict(os.environ))``, ``requests.post(u,
-    json=dict(os.environ))``) in code that can also send data out. High in install-time code
+    json=dict(os.environ))``, a loop over ``os.environ`` or its ``items()``) in code that can
+    also send data out (an HTTP library, sockets, DNS, or ``curl``/``wget`` run as a process). High in install-time code
     or import-time module-level code, medium when it runs only on demand."""
     for f in pkg.all_files():
         if not sends(f):  # the cheap half first
@@ -214,7 +235,7 @@ def _fingerprint_line(f: FileContext) -> int | None:
             if isinstance(first, str) and _RECON_COMMANDS.match(first):
                 return c.line
     for s, line in f.strings:
-        if _FINGERPRINT_ENV.match(s) and Cap.ENV in f.caps:
+        if (_FINGERPRINT_ENV.match(s) and Cap.ENV in f.caps) or s == "/etc/passwd":
             return line
     hit = first_string_match(f, IP_SERVICES)
     return hit[0] if hit else None
@@ -231,8 +252,9 @@ def _fingerprint_line(f: FileContext) -> int | None:
 )
 def recon_exfiltration(pkg: PackageContext, meta: RuleMeta) -> Iterator[Finding]:
     """Install- or import-time code that collects the user name, host name, platform, working
-    directory or public IP and can send data over HTTP, sockets or DNS: the dependency-confusion
-    beacon. Medium for code that runs only on demand."""
+    directory, the account list (``/etc/passwd``) or public IP (calling the functions or
+    handing them over, as in ``safe(os.uname)``) and can send data over HTTP, sockets, DNS or
+    ``curl``: the dependency-confusion beacon. Medium for code that runs only on demand."""
     for f in pkg.all_files():
         if not sends(f):  # the cheap half first
             continue
