@@ -200,8 +200,9 @@ def environment_exfiltration(pkg: PackageContext, meta: RuleMeta) -> Iterator[Fi
     """The entire ``os.environ`` (tokens, CI secrets, cloud keys) is read as a whole
     (``json.dumps(os.environ)``, ``str(dict(os.environ))``, ``requests.post(u,
     json=dict(os.environ))``, a loop over ``os.environ`` or its ``items()``) in code that can
-    also send data out (an HTTP library, sockets, DNS, or ``curl``/``wget`` run as a process). High in install-time code
-    or import-time module-level code, medium when it runs only on demand."""
+    also send data out (an HTTP library, sockets, DNS, or ``curl``/``wget`` run as a process).
+    High in install-time code or import-time module-level code, medium when it runs only on
+    demand."""
     for f in pkg.all_files():
         if not sends(f):  # the cheap half first
             continue
