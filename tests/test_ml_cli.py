@@ -97,6 +97,8 @@ def test_train_is_deterministic_and_writes_a_card(
     card = (outs[0] / "model-card.md").read_text()
     assert hashlib.sha256(blob).hexdigest() in card
     assert hashlib.sha256(manifest.read_bytes()).hexdigest()[:16] in card
+    # the newest malware sample (2024-09-01), not the newest benign upload (2024-10-01)
+    assert "entered the dataset up to 2024-09-01" in card
 
 
 def test_train_names_missing_benign_files(corpus: tuple[Path, Path], tmp_path: Path) -> None:

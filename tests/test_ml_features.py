@@ -121,6 +121,7 @@ def test_feature_cache_key_follows_the_extraction_code(tmp_path: Path) -> None:
         "analysis/apis.py": "FAMILIES = ()\n",
         "data/popular.tsv": "requests\t1\n",
         "data/model.json.gz": "model v1",
+        "ml/pinned.py": "MODEL_SHA256 = 'aa'\n",
         "cli.py": "def main(): ...\n",
         "service/app.py": "APP = None\n",
         "ml/train.py": "SEED = 0\n",
@@ -129,7 +130,7 @@ def test_feature_cache_key_follows_the_extraction_code(tmp_path: Path) -> None:
         (root / rel).parent.mkdir(parents=True, exist_ok=True)
         (root / rel).write_text(text)
     base = extractor_hash(root)
-    for rel in ("cli.py", "service/app.py", "ml/train.py", "data/model.json.gz"):
+    for rel in ("cli.py", "service/app.py", "ml/train.py", "data/model.json.gz", "ml/pinned.py"):
         (root / rel).write_text("edited\n")
         assert extractor_hash(root) == base, rel
     (root / "rules/__pycache__").mkdir()

@@ -252,7 +252,11 @@ def _card(
 
     from pkgvet.ml.features import TEXT_DIM, dense_names, schema_hash
 
-    dates = [r["sample"]["date"] for r in rows if r["sample"]["date"] != "0000-00-00"]
+    dates = [  # the card reads "malware that entered the dataset up to": malware dates only
+        r["sample"]["date"]
+        for r in rows
+        if r["sample"]["label"] == 1 and r["sample"]["date"] != "0000-00-00"
+    ]
     return {
         "data": data,
         "newest_sample": max(dates) if dates else None,
