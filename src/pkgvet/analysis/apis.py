@@ -207,6 +207,15 @@ _EXACT = {k: v for k, v in CALLS.items() if not k.endswith(".")}
 _PREFIXES = tuple((k, v) for k, v in CALLS.items() if k.endswith("."))
 
 
+def program_name(cmd: str) -> str:
+    """The program a command line starts, without its directory (kept for temp folders)."""
+    parts = cmd.split()
+    token = parts[0].strip("\"'") if parts else ""
+    if token.startswith(("/tmp", "/var/tmp", "/dev/shm")):
+        return token.lower()
+    return token.replace("\\", "/").rsplit("/", 1)[-1].lower()
+
+
 def reference_capability(qualname: str) -> Cap | None:
     """The capability an attribute reference grants: :data:`REFS`, or a function named exactly
     in :data:`CALLS` handed over without being called (``safe(os.uname)``,

@@ -25,7 +25,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from functools import cached_property, lru_cache
 
-from pkgvet.analysis.apis import Cap, capability_of, reference_capability
+from pkgvet.analysis.apis import Cap, capability_of, program_name, reference_capability
 from pkgvet.analysis.fold import DECODER_NAMES, Folder, Value
 from pkgvet.analysis.keywords import KeywordHits, find_all
 from pkgvet.analysis.reach import ImportSite, dead_ranges
@@ -68,10 +68,11 @@ def _runs_transfer_tool(node: ast.Call | None) -> bool:
     elif isinstance(first, ast.BinOp):  # "curl " + url
         while isinstance(first, ast.BinOp):
             first = first.left
-    if not (isinstance(first, ast.Constant) and isinstance(first.value, str)):
-        return False
-    words = first.value.split(None, 1)
-    return bool(words) and words[0].replace("\\", "/").rpartition("/")[2].lower() in _TRANSFER_TOOLS
+    return (
+        isinstance(first, ast.Constant)
+        and isinstance(first.value, str)
+        and program_name(first.value) in _TRANSFER_TOOLS
+    )
 
 
 # Loops over these (``for k, v in os.environ.items()``) or over ``os.environ`` itself read
@@ -283,7 +284,7 @@ class FileContext:
         self.encoded = False  # a payload recovered by decoding (not plain embedded code)
         self.function_defs: set[str] = set()
         self.caps: dict[Cap, int] = {}  # capability -> first line
-        self.environ_loops: list[int] = []  # lines of loops over the whole os.environ
+        self.environ_loop: int | None = None  # first line of a loop over the whole os.environ
         self._index()
 
     @property
@@ -455,9 +456,8 @@ class FileContext:
                 whole = (
                     isinstance(it, ast.Attribute | ast.Name) and self.qualname(it) == "os.environ"
                 )
-            if whole:
-                self.environ_loops.append(it.lineno)
-        self.environ_loops.sort()
+            if whole and (self.environ_loop is None or it.lineno < self.environ_loop):
+                self.environ_loop = it.lineno
         self.lazy_ranges = dead_ranges(tree, defs, calls, main_runs=self.trigger is Trigger.INSTALL)
         self._lazy_starts = [a for a, _b in self.lazy_ranges]
         self._index_embedded_code(calls)

@@ -9,7 +9,7 @@ import binascii
 import re
 from collections.abc import Iterator
 
-from pkgvet.analysis.apis import Cap, capability_of, network_call
+from pkgvet.analysis.apis import Cap, capability_of, network_call, program_name
 from pkgvet.analysis.context import CallSite, FileContext, PackageContext, decode_blob
 from pkgvet.analysis.fold import DECODER_NAMES
 from pkgvet.models import Category, Confidence, Finding, Severity, Trigger
@@ -61,7 +61,7 @@ def process_execution(pkg: PackageContext, meta: RuleMeta) -> Iterator[Finding]:
                 for c in sites
                 if eager(f, c.line)
                 and (cmd := _constant_command(f, c))
-                and _program(cmd) not in _BUILD_TOOLS
+                and program_name(cmd) not in _BUILD_TOOLS
             ),
             None,
         )
@@ -70,7 +70,7 @@ def process_execution(pkg: PackageContext, meta: RuleMeta) -> Iterator[Finding]:
             yield meta.at(
                 f,
                 call.line,
-                f"{call.qualname} runs {_program(cmd)!r} on install or import",
+                f"{call.qualname} runs {program_name(cmd)!r} on install or import",
                 severity=Severity.HIGH,
                 evidence="" if f.depth else cmd,
             )
@@ -216,15 +216,6 @@ def _constant_command(f: FileContext, call: CallSite) -> str | None:
     if isinstance(first, list | tuple) and first and all(isinstance(x, str) for x in first):
         return " ".join(first)
     return first if isinstance(first, str) and first.strip() else None
-
-
-def _program(cmd: str) -> str:
-    """The program a command line starts, without its directory (kept for temp folders)."""
-    parts = cmd.split()
-    token = parts[0].strip("\"'") if parts else ""
-    if token.startswith(("/tmp", "/var/tmp", "/dev/shm")):
-        return token.lower()
-    return token.replace("\\", "/").rsplit("/", 1)[-1].lower()
 
 
 def _is_process(name: str) -> bool:

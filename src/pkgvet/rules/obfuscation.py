@@ -6,11 +6,13 @@ from __future__ import annotations
 import ast
 import base64
 import binascii
+import re
 from collections.abc import Iterator
 
 from pkgvet.analysis.apis import Cap
 from pkgvet.analysis.context import PackageContext, entropy
 from pkgvet.analysis.keywords import KeywordHits
+from pkgvet.archive import EXECUTABLE_MAGIC
 from pkgvet.models import Category, Confidence, Finding, Severity
 from pkgvet.rules.base import RuleMeta, eager, rule, writes_file
 from pkgvet.rules.indicators import (
@@ -40,6 +42,7 @@ _DANGEROUS_MODULES = frozenset(
     }
 )
 _BUILTINS = frozenset({"__builtins__", "builtins", "__builtin__"})
+_HEX_HEAD = re.compile(r"[0-9a-fA-F]{16}")
 _ACTIVE = (Cap.PROCESS, Cap.NETWORK, Cap.SOCKET, Cap.DOWNLOAD, Cap.EXEC, Cap.DNS, Cap.MARSHAL)
 
 
@@ -225,27 +228,18 @@ def steganography(pkg: PackageContext, meta: RuleMeta) -> Iterator[Finding]:
             )
 
 
-_EXECUTABLE_MAGIC = (b"MZ", b"\x7fELF", b"\xcf\xfa\xed\xfe", b"\xca\xfe\xba\xbe")
-
-
 def _encoded_executable(s: str) -> str | None:
-    """The format of a native executable this literal encodes in base64 or hex (only its
-    first characters are decoded), or None."""
+    """The format of the native executable (:data:`pkgvet.archive.EXECUTABLE_MAGIC`) whose
+    bytes this literal spells in hex or base64 (only its first characters are decoded)."""
     head = s[:16]
     try:
-        if head[:2] in ("TV", "f0", "z/", "yv"):  # base64 of MZ, \x7fELF, Mach-O
-            raw = base64.b64decode(head, validate=True)
-        elif head[:4].lower() in ("4d5a", "7f45", "cffa", "cafe"):
+        if _HEX_HEAD.fullmatch(head):
             raw = bytes.fromhex(head)
         else:
-            return None
+            raw = base64.b64decode(head, validate=True)
     except (binascii.Error, ValueError):
         return None
-    if raw.startswith(b"MZ"):
-        return "Windows executable"
-    if raw.startswith(b"\x7fELF"):
-        return "ELF executable"
-    return "Mach-O executable" if raw.startswith(_EXECUTABLE_MAGIC[2:]) else None
+    return next((kind for magic, kind in EXECUTABLE_MAGIC.items() if raw.startswith(magic)), None)
 
 
 @rule(
@@ -273,7 +267,7 @@ def encoded_executable(pkg: PackageContext, meta: RuleMeta) -> Iterator[Finding]
             yield meta.at(
                 f,
                 line,
-                f"a {kind} encoded in a {len(s):,}-character string",
+                f"an encoded {kind} executable in a {len(s):,}-character string",
                 severity=Severity.HIGH if drops else Severity.MEDIUM,
                 evidence=s[:80],
             )

@@ -38,17 +38,27 @@ def _indicator_rule(
     alone: Severity,
 ) -> Iterator[Finding]:
     for f in pkg.all_files():
-        hit = first_string_match(f, pattern)
-        if hit is None:
-            continue
-        exfil = sends(f) or Cap.DECRYPT in f.caps
-        yield meta.at(
-            f,
-            hit[0],
-            f"reads {what}" + (" and can send data out" if exfil else ""),
-            severity=meta.severity if exfil else alone,
-            evidence=hit[1],
-        )
+        found = _indicator_finding(f, meta, pattern, what, alone)
+        if found is not None:
+            yield found
+
+
+def _indicator_finding(
+    f: FileContext, meta: RuleMeta, pattern: Indicator, what: str, alone: Severity
+) -> Finding | None:
+    """The file names ``pattern``: the rule's severity when it can also send data out or
+    decrypt, ``alone`` otherwise."""
+    hit = first_string_match(f, pattern)
+    if hit is None:
+        return None
+    exfil = sends(f) or Cap.DECRYPT in f.caps
+    return meta.at(
+        f,
+        hit[0],
+        f"reads {what}" + (" and can send data out" if exfil else ""),
+        severity=meta.severity if exfil else alone,
+        evidence=hit[1],
+    )
 
 
 @rule(
@@ -81,9 +91,10 @@ def chat_token_theft(pkg: PackageContext, meta: RuleMeta) -> Iterator[Finding]:
     prefix ``dQw4w9WgXcQ:``, Telegram Desktop ``tdata``: high. A file whose only evidence is
     Discord's ``/users/@me`` token check is medium: grabbers validate stolen tokens with it,
     but so does every Discord client library given a token by its user."""
-    yield from _indicator_rule(pkg, meta, DISCORD_TELEGRAM, "chat session tokens", Severity.HIGH)
     for f in pkg.all_files():
-        if first_string_match(f, DISCORD_TELEGRAM) is not None:
+        found = _indicator_finding(f, meta, DISCORD_TELEGRAM, "chat session tokens", Severity.HIGH)
+        if found is not None:
+            yield found
             continue
         hit = first_string_match(f, DISCORD_TOKEN_CHECK)
         if hit is not None:
@@ -161,8 +172,8 @@ _SERIALIZERS = frozenset(
 def _whole_environ(f: FileContext) -> int | None:
     """Line where the whole environment is serialised, sent or walked variable by variable
     (not one variable read)."""
-    if f.environ_loops:
-        return f.environ_loops[0]
+    if f.environ_loop is not None:
+        return f.environ_loop
     for c in f.calls:
         if c.node is None:
             continue
