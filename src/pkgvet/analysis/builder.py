@@ -119,7 +119,8 @@ def _mark_install_time_modules(ctx: PackageContext, setup: FileContext) -> None:
 
 def _import_roots(ctx: PackageContext) -> list[FileContext]:
     """Modules that run when the project is imported: top-level packages, and top-level
-    single-file modules (``py_modules``, the project's own name, or any in a wheel)."""
+    single-file modules (``py_modules``, the project's own name, or any in a wheel), at the
+    root or in a ``src/`` or ``lib/`` layout."""
     name = (ctx.info.name or "").lower().replace("-", "_").replace(".", "_")
     py_modules = ctx.setup_kwargs.get("py_modules")
     listed = (
@@ -132,12 +133,19 @@ def _import_roots(ctx: PackageContext) -> list[FileContext]:
     for fc in ctx.files:
         if fc.trigger is Trigger.IMPORT:
             roots.append(fc)
-        elif fc.trigger is Trigger.RUNTIME and fc.rel.endswith(".py") and "/" not in fc.rel:
-            stem = fc.rel[:-3]
+        elif fc.trigger is Trigger.RUNTIME and fc.rel.endswith(".py") and _top_level(fc.rel, wheel):
+            stem = fc.rel.rsplit("/", 1)[-1][:-3]
             if wheel or stem in listed or stem.lower() == name:
                 fc.reached = fc.reached or Trigger.IMPORT
                 roots.append(fc)
     return roots
+
+
+def _top_level(rel: str, wheel: bool) -> bool:
+    """A module at the root, or (an sdist's layout) directly in ``src/`` or ``lib/``."""
+    if "/" not in rel:
+        return True
+    return not wheel and rel.count("/") == 1 and rel.startswith(("src/", "lib/"))
 
 
 def _mark_reached(ctx: PackageContext) -> None:

@@ -53,6 +53,10 @@ _BLOB_RE = re.compile(r"^[A-Za-z0-9+/=_\-\s]{120,}$|^(?:[0-9a-fA-F]{2}){60,}$")
 _ENCODED_RE = re.compile(r"[A-Za-z0-9+/=_\-\r\n]+")
 
 _TRANSFER_TOOLS = frozenset({"curl", "curl.exe", "wget", "wget.exe"})
+_NAME_DECODERS = DECODER_NAMES - {"marshal.loads"}
+_SENDING_CAPS = frozenset({Cap.NETWORK, Cap.SOCKET, Cap.DNS, Cap.DOWNLOAD})
+_ADDRESS = frozenset({"url", "host", "address", "hostname", "uri", "endpoint"})
+_ADDRESS_TEXT = re.compile(r"^[a-z][\w+.-]*://|^[\w-]+(?:\.[\w-]+)+(?::\d+)?(?:/|$)", re.I)
 
 
 def _runs_transfer_tool(node: ast.Call | None) -> bool:
@@ -285,6 +289,8 @@ class FileContext:
         self.function_defs: set[str] = set()
         self.caps: dict[Cap, int] = {}  # capability -> first line
         self.environ_loop: int | None = None  # first line of a loop over the whole os.environ
+        # network calls whose address is decoded from a literal: (line, what it decodes to)
+        self.hidden_endpoints: list[tuple[int, str]] = []
         self._index()
 
     @property
@@ -420,6 +426,7 @@ class FileContext:
                     self.constants[name] = ast.Constant(None)  # assigned twice: not a constant
                 else:
                     self.constants[name] = stmt.value
+        self._eval_aliases(assigns)
         # Aliases through assignment: `s = subprocess`, `x = __import__("os")`, `p = Popen(...)`
         for a in assigns:
             if len(a.targets) == 1 and isinstance(a.targets[0], ast.Name):
@@ -461,7 +468,9 @@ class FileContext:
         self.lazy_ranges = dead_ranges(tree, defs, calls, main_runs=self.trigger is Trigger.INSTALL)
         self._lazy_starts = [a for a, _b in self.lazy_ranges]
         self._index_embedded_code(calls)
-        self._index_exec_sites(assigns)
+        scopes = _Scopes(tree, defs)
+        self._index_exec_sites(assigns, scopes)
+        self._index_hidden_endpoints(scopes)
         self._check_deadline()
 
     def _add_import(self, node: ast.Import) -> None:
@@ -525,7 +534,32 @@ class FileContext:
         i = bisect_right(self._lazy_starts, line) - 1
         return i < 0 or line > self.lazy_ranges[i][1]
 
-    def _index_exec_sites(self, assigns: list[ast.Assign]) -> None:
+    def _eval_aliases(self, assigns: list[ast.Assign]) -> None:
+        """Names bound by evaluating a name, in source order so that chains resolve:
+        ``e = eval("eval")``, ``c = e("\\x63ompile")``, ``m = eval("__import__('codecs')")``
+        make ``e`` eval, ``c`` compile and ``m`` the module codecs."""
+        for a in sorted(assigns, key=lambda a: (a.lineno, a.col_offset)):
+            v = a.value
+            if (
+                len(a.targets) == 1
+                and isinstance(a.targets[0], ast.Name)
+                and isinstance(v, ast.Call)
+                and v.args
+                and self.qualname(v.func) in ("eval", "builtins.eval")
+            ):
+                arg = v.args[0]
+                if (
+                    isinstance(arg, ast.Call)
+                    and arg.args
+                    and self.qualname(arg.func) in ("compile", "builtins.compile")
+                ):
+                    arg = arg.args[0]  # eval(compile("exec", "<s>", "eval"))
+                text = self.folder.fold(arg)
+                target = evaluated_name(text) if isinstance(text, str) else None
+                if target:
+                    self.aliases.setdefault(a.targets[0].id, target)
+
+    def _index_exec_sites(self, assigns: list[ast.Assign], scopes: _Scopes) -> None:
         folder = self.folder
         sources: dict[str, frozenset[str]] | None = None
         for c in self.calls:
@@ -533,10 +567,16 @@ class FileContext:
                 continue
             arg = c.node.args[0]
             source_calls: frozenset[str] = frozenset()
+            # what the argument is made of: itself, or what its name is given in its scope
+            parts: list[ast.expr] = [arg]
             if isinstance(arg, ast.Name):
                 if sources is None:
                     sources = self._assigned_calls(assigns)
                 source_calls = sources.get(arg.id, frozenset())
+                parts.extend(scopes.values(c.node, arg.id))
+            made_of = frozenset(
+                self.qualname(n.func) for p in parts for n in ast.walk(p) if isinstance(n, ast.Call)
+            )
             inner = frozenset(
                 self.qualname(n.func) for n in ast.walk(arg) if isinstance(n, ast.Call)
             )
@@ -546,12 +586,46 @@ class FileContext:
             via = (
                 folder.decoded
                 or bool(inner & DECODER_NAMES)
-                or _reverses(arg)
-                or any(n.endswith((".decrypt", "Fernet")) for n in inner)
+                # through the name: not marshal.loads, which import hooks use on .pyc caches
+                or bool((made_of - inner) & _NAME_DECODERS)
+                or any(_reverses(p) for p in parts)
+                or any(n.endswith((".decrypt", "Fernet")) for n in made_of)
+                or _hand_decoded(parts)
             )
             self.exec_sites.append(
                 ExecSite(c.qualname, c.line, payload, via, inner, literal, source_calls)
             )
+
+    def _index_hidden_endpoints(self, scopes: _Scopes) -> None:
+        """Network, socket and DNS calls whose address is decoded from a literal
+        (``requests.post(b64decode("aHR0c...").decode(), ...)``, or through a name assigned
+        so in the same scope): an endpoint hidden from readers and from indicator lists."""
+        for c in self.calls:
+            node = c.node
+            if node is None or capability_of(c.qualname) not in _SENDING_CAPS:
+                continue
+            for arg in (*node.args[:1], *(k.value for k in node.keywords if k.arg in _ADDRESS)):
+                parts: list[ast.expr] = [arg]
+                if isinstance(arg, ast.Name):
+                    parts.extend(scopes.values(node, arg.id))
+                made_of = {
+                    self.qualname(n.func)
+                    for p in parts
+                    for n in ast.walk(p)
+                    if isinstance(n, ast.Call)
+                }
+                decoders = made_of & DECODER_NAMES
+                if not decoders and not any(_reverses(p) for p in parts):
+                    continue
+                shown = ""
+                for p in parts:
+                    value = _to_text(self.folder.fold(p))
+                    if value and _ADDRESS_TEXT.search(value):
+                        shown = value
+                        break
+                if shown or decoders:
+                    self.hidden_endpoints.append((c.line, shown or ", ".join(sorted(decoders))))
+                    break
 
     def _assigned_calls(self, assigns: list[ast.Assign]) -> dict[str, frozenset[str]]:
         """For each name assigned in the file (any scope): what its values call."""
@@ -794,6 +868,91 @@ def _to_text(value: Value) -> str | None:
     if isinstance(value, str):
         return value
     return None
+
+
+class _Scopes:
+    """What a name is assigned in the function (or module body) around a call, nested
+    functions and classes left out: the data flow of ``x = decode(...)``, ``x += chr(...)``,
+    then ``exec(x)``. Built lazily, for the few calls that need it."""
+
+    def __init__(
+        self, tree: ast.Module, defs: list[ast.FunctionDef | ast.AsyncFunctionDef | ast.Lambda]
+    ) -> None:
+        self.tree = tree
+        self.defs = [d for d in defs if not isinstance(d, ast.Lambda)]
+        self._assigned: dict[int, dict[str, list[ast.expr]]] = {}
+
+    def values(self, call: ast.Call, name: str) -> list[ast.expr]:
+        scope: ast.AST = self.tree
+        for d in self.defs:  # the innermost function holding the call
+            end = d.end_lineno or d.lineno
+            if d.lineno <= call.lineno <= end and (
+                scope is self.tree or d.lineno >= scope.lineno  # type: ignore[attr-defined]
+            ):
+                scope = d
+        table = self._assigned.get(id(scope))
+        if table is None:
+            table = self._assigned[id(scope)] = _assignments(scope)
+        return table.get(name, [])
+
+
+def _assignments(scope: ast.AST) -> dict[str, list[ast.expr]]:
+    out: dict[str, list[ast.expr]] = {}
+    stack: list[ast.AST] = list(getattr(scope, "body", []))
+    while stack:
+        node = stack.pop()
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef | ast.Lambda):
+            continue
+        if isinstance(node, ast.Assign):
+            for t in node.targets:
+                if isinstance(t, ast.Name):
+                    out.setdefault(t.id, []).append(node.value)
+        elif (
+            isinstance(node, ast.AugAssign | ast.AnnAssign)
+            and isinstance(node.target, ast.Name)
+            and node.value is not None
+        ):
+            out.setdefault(node.target.id, []).append(node.value)
+        stack.extend(ast.iter_child_nodes(node))
+    return out
+
+
+_EXEC_FAMILY = frozenset({"exec", "eval", "compile", "__import__", "getattr", "execfile"})
+_EVAL_IMPORT = re.compile(r"^__import__\(\s*['\"]([\w.]+)['\"]\s*\)$")
+
+
+def evaluated_name(text: str) -> str | None:
+    """What evaluating ``text`` looks up, when it names an exec-family builtin (``"eval"``,
+    ``"builtins.exec"``) or imports a module (``"__import__('base64')"``); None otherwise."""
+    text = text.strip()
+    head, _, tail = text.rpartition(".")
+    if tail in _EXEC_FAMILY and head in ("", *_BUILTINS_MODULES):
+        return tail
+    m = _EVAL_IMPORT.match(text)
+    return m.group(1) if m else None
+
+
+def _hand_decoded(parts: list[ast.expr]) -> bool:
+    """A character decoder written out by hand: ``chr()`` of ``ord()``/``int()`` arithmetic
+    (XOR and shift ciphers), a substitution through ``str.index`` in a comprehension, or
+    ``str.translate``."""
+    names: set[str] = set()
+    comprehension = False
+    for p in parts:
+        for n in ast.walk(p):
+            if isinstance(n, ast.Call):
+                f = n.func
+                if isinstance(f, ast.Name):
+                    names.add(f.id)
+                elif isinstance(f, ast.Attribute):
+                    names.add(f.attr)
+            elif isinstance(n, ast.ListComp | ast.GeneratorExp):
+                comprehension = True
+    return (
+        ("chr" in names and not names.isdisjoint(("ord", "int")))
+        or ("index" in names and comprehension)
+        or "translate" in names
+    )
 
 
 def _reverses(node: ast.expr) -> bool:

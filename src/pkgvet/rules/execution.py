@@ -364,14 +364,17 @@ def _decode_powershell(text: str) -> str:
 )
 def exec_decoded_payload(pkg: PackageContext, meta: RuleMeta) -> Iterator[Finding]:
     """``exec``/``eval``/``compile`` is handed the output of base64/base32/hex/zlib/gzip/bz2/
-    lzma/rot13/``chr``-list/reversed-string decoding: code hidden from readers and scanners.
-    When the payload can be decoded statically it is shown as evidence and analysed like any
-    other source (findings inside it point at this line).
+    lzma/rot13/``chr``-list/reversed-string decoding, or of a character decoder written out
+    (``chr(ord(c) ^ k)`` loops, alphabet substitution through ``str.index``, ``translate``),
+    directly or through a name the same function assigns so (``z += "eJx..."``,
+    ``z = zlib.decompress(b64decode(z))``, ``exec(z)``): code hidden from readers and
+    scanners. When the payload can be decoded statically it is shown as evidence and analysed
+    like any other source (findings inside it point at this line).
     """
     for f in pkg.all_files():
         for site in f.exec_sites:
             if site.via_decoder:
-                evidence = site.payload or ", ".join(sorted(site.arg_calls))
+                evidence = site.payload or ", ".join(sorted(site.arg_calls | site.source_calls))
                 yield meta.at(f, site.line, f"{site.qualname}() of decoded data", evidence=evidence)
 
 

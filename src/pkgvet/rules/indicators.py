@@ -163,6 +163,7 @@ PASTE_SHARE = Indicator(
         "discordapp",
         "raw.githubusercontent",
         "bit.ly",
+        "bitly.com",
         "tinyurl",
         "is.gd",
         "rb.gy",
@@ -172,7 +173,7 @@ PASTE_SHARE = Indicator(
         r"\b(?:pastebin\.com/raw|paste\.ee/r|hastebin\.com/raw|rentry\.co/|ghostbin\.|sharetext\.me/raw|"
         r"transfer\.sh/|file\.io/|anonfiles\.com|gofile\.io|filebin\.net|cdn\.discordapp\.com/"
         r"attachments|media\.discordapp\.net/attachments|raw\.githubusercontent\.com/[^\s\"']+"
-        r"\.(?:exe|dll|bat|ps1|vbs|scr)|bit\.ly/|tinyurl\.com/|is\.gd/|rb\.gy/)",
+        r"\.(?:exe|dll|bat|ps1|vbs|scr)|bit\.ly/|bitly\.com/|tinyurl\.com/|is\.gd/|rb\.gy/)",
         _I,
     ),
 )
@@ -221,7 +222,11 @@ _SHELL_ALTERNATIVES = (
     r"base64\s+(?:-d|--decode|-D)\b[^\n]{0,40}\|\s*(?:sudo\s+)?(?:ba|z|da)?sh\b|"
     r"\bcurl\b[^\n]{0,300}(?:\s-F\s*['\"]?[\w-]*=@|--upload-file\s|\s-T\s)|"
     r"\b(?:curl|wget|nslookup|dig|ping)\b[^\n]{0,300}(?:\$\(|`)\s*(?:whoami|hostname|id|"
-    r"uname|pwd|cat\s|ls\b|env\b|printenv)"
+    r"uname|pwd|cat\s|ls\b|env\b|printenv)|"
+    # pip fetching a file from a host that is not PyPI or a code forge (the fake-mirror
+    # campaigns' "pip install https://files.pypihosted.org/.../colorama-0.4.6.tar.gz")
+    r"\bpip3?(?:\.exe)?\s+install\s+(?:-\S+\s+)*['\"]?https?://(?!(?:files\.pythonhosted\.org|"
+    r"pypi\.org|github\.com|gitlab\.com|download\.pytorch\.org)/)"
 )
 SHELL_HIGH = Indicator(
     [
@@ -247,6 +252,9 @@ SHELL_HIGH = Indicator(
         "base64",
         "$(",
         "`",
+        "pip install",
+        "pip3 install",
+        "pip.exe install",
     ],
     re.compile(f"(?=[{_SHELL_FIRST}])(?:{_SHELL_ALTERNATIVES})", _I),
 )
@@ -324,7 +332,11 @@ CREDENTIALS = Indicator(
         ".npmrc",
     ],
     re.compile(
-        r"\.ssh[\\/]+(?:id_rsa|id_ed25519|id_dsa|id_ecdsa)\b|\.aws[\\/]+credentials|"
+        # a path joined from parts (os.path.join(home, ".ssh", "id_rsa")) is two literals,
+        # one after the other in the blob (either order: literals of a line are not sorted)
+        r"\.ssh(?:[\\/]+|\n)(?:id_rsa|id_ed25519|id_dsa|id_ecdsa)\b|"
+        r"\b(?:id_rsa|id_ed25519|id_dsa|id_ecdsa)\n\.ssh\b|"
+        r"\.aws(?:[\\/]+|\n)credentials|\bcredentials\n\.aws\b|"
         r"\.kube[\\/]+config|gcloud[\\/]+(?:credentials\.db|application_default_credentials)|"
         r"\.docker[\\/]+config\.json|\.git-credentials|/etc/shadow|\.bash_history|\.zsh_history|"
         r"FileZilla[\\/]+(?:recentservers|sitemanager)\.xml|\.config[\\/]+gh[\\/]+hosts\.yml|"

@@ -312,6 +312,33 @@ def suspicious_endpoint_with_payload(pkg: PackageContext, meta: RuleMeta) -> Ite
         )
 
 
+@rule(
+    "PV408",
+    "hidden-endpoint",
+    "Contacts an address hidden by encoding",
+    Severity.HIGH,
+    Confidence.MEDIUM,
+    Category.OBFUSCATION,
+    "CWE-506",
+)
+def hidden_endpoint(pkg: PackageContext, meta: RuleMeta) -> Iterator[Finding]:
+    """An HTTP request, socket connect or DNS lookup whose address is decoded from a literal
+    (``requests.post(base64.b64decode("aHR0cHM6...").decode(), json=keys)``, a reversed string,
+    or a name assigned so in the same function): the host is hidden from readers and from
+    indicator lists, which a library has no reason to do. The decoded address is shown. High
+    when the code runs on install or import, medium otherwise."""
+    for f in pkg.all_files():
+        for line, shown in f.hidden_endpoints:
+            yield meta.at(
+                f,
+                line,
+                "network address decoded from a literal",
+                evidence=defang(shown[:200]),
+                severity=Severity.HIGH if eager(f, line) else Severity.MEDIUM,
+            )
+            break
+
+
 def _category_of(actions: list[Cap]) -> Category:
     if Cap.EXEC in actions or Cap.MARSHAL in actions:
         return Category.CODE_EXECUTION

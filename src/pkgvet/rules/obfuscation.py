@@ -10,10 +10,10 @@ import re
 from collections.abc import Iterator
 
 from pkgvet.analysis.apis import Cap
-from pkgvet.analysis.context import PackageContext, entropy
+from pkgvet.analysis.context import PackageContext, entropy, evaluated_name
 from pkgvet.analysis.keywords import KeywordHits
 from pkgvet.archive import EXECUTABLE_MAGIC
-from pkgvet.models import Category, Confidence, Finding, Severity
+from pkgvet.models import Category, Confidence, Finding, Severity, Trigger
 from pkgvet.rules.base import RuleMeta, eager, rule, writes_file
 from pkgvet.rules.indicators import (
     HIDDEN_BY_WHITESPACE,
@@ -108,7 +108,8 @@ def encoded_blob(pkg: PackageContext, meta: RuleMeta) -> Iterator[Finding]:
 def obfuscator_marker(pkg: PackageContext, meta: RuleMeta) -> Iterator[Finding]:
     """Markers of obfuscators favoured by stealers (BlankOBF, Hyperion, pyobfuscate, Kramer,
     Py-Fuscate): high. Commercial protectors (PyArmor, SourceDefender) hide code from review
-    too, and are reported as medium."""
+    too, and are reported as medium; high when they protect setup.py itself, code that only
+    builds and installs the package and that the user's machine runs unseen."""
     for f in pkg.files:
         lowered = f.text.lower()  # once per file, for both indicators' keyword prefilters
         hits = OBFUSCATOR_MALWARE.keyword_hits(lowered)  # both indicators' keywords, one pass
@@ -121,9 +122,10 @@ def obfuscator_marker(pkg: PackageContext, meta: RuleMeta) -> Iterator[Finding]:
             yield meta.at(
                 f,
                 found[0],
-                "commercial code protector",
+                "commercial code protector"
+                + (" in install-time code" if f.trigger is Trigger.INSTALL else ""),
                 evidence=found[1],
-                severity=Severity.MEDIUM,
+                severity=Severity.HIGH if f.trigger is Trigger.INSTALL else Severity.MEDIUM,
                 confidence=Confidence.MEDIUM,
             )
 
@@ -272,3 +274,36 @@ def encoded_executable(pkg: PackageContext, meta: RuleMeta) -> Iterator[Finding]
                 evidence=s[:80],
             )
             break
+
+
+@rule(
+    "PV608",
+    "builtin-by-eval",
+    "Looks up exec, eval or a module by evaluating its name",
+    Severity.HIGH,
+    Confidence.HIGH,
+    Category.OBFUSCATION,
+    "CWE-506",
+)
+def builtin_by_eval(pkg: PackageContext, meta: RuleMeta) -> Iterator[Finding]:
+    """``eval("eval")``, ``eval("\\x65\\x78\\x65\\x63")``, ``eval(compile("exec", ...))`` or
+    ``eval("__import__('base64')")``: the name of an exec-family built-in or of a module is
+    evaluated instead of written, so that ``exec`` and the decoders never appear in the source
+    (BlankOBF-style obfuscators). Nothing but hiding needs it. pkgvet follows the names bound
+    this way, so the final ``exec`` of the decoded payload is analysed too."""
+    for f in pkg.all_files():
+        for site in f.exec_sites:
+            if site.payload is None or site.qualname not in _NAME_EVALUATORS:
+                continue
+            target = evaluated_name(site.payload)
+            if target:
+                yield meta.at(
+                    f,
+                    site.line,
+                    f"{site.qualname}() of the name {site.payload.strip()[:60]!r}",
+                    evidence=site.payload[:200],
+                )
+                break
+
+
+_NAME_EVALUATORS = frozenset({"eval", "builtins.eval", "compile", "builtins.compile"})
