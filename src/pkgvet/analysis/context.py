@@ -574,12 +574,8 @@ class FileContext:
                     sources = self._assigned_calls(assigns)
                 source_calls = sources.get(arg.id, frozenset())
                 parts.extend(scopes.values(c.node, arg.id))
-            made_of = frozenset(
-                self.qualname(n.func) for p in parts for n in ast.walk(p) if isinstance(n, ast.Call)
-            )
-            inner = frozenset(
-                self.qualname(n.func) for n in ast.walk(arg) if isinstance(n, ast.Call)
-            )
+            made_of = self._called(parts)
+            inner = self._called([arg])
             value = folder.fold(arg)
             payload = _to_text(value)
             literal = isinstance(arg, ast.Constant)
@@ -608,13 +604,7 @@ class FileContext:
                 parts: list[ast.expr] = [arg]
                 if isinstance(arg, ast.Name):
                     parts.extend(scopes.values(node, arg.id))
-                made_of = {
-                    self.qualname(n.func)
-                    for p in parts
-                    for n in ast.walk(p)
-                    if isinstance(n, ast.Call)
-                }
-                decoders = made_of & DECODER_NAMES
+                decoders = self._called(parts) & DECODER_NAMES
                 if not decoders and not any(_reverses(p) for p in parts):
                     continue
                 shown = ""
@@ -627,14 +617,18 @@ class FileContext:
                     self.hidden_endpoints.append((c.line, shown or ", ".join(sorted(decoders))))
                     break
 
+    def _called(self, nodes: list[ast.expr]) -> frozenset[str]:
+        """The qualified names called anywhere inside ``nodes``."""
+        return frozenset(
+            self.qualname(n.func) for p in nodes for n in ast.walk(p) if isinstance(n, ast.Call)
+        )
+
     def _assigned_calls(self, assigns: list[ast.Assign]) -> dict[str, frozenset[str]]:
         """For each name assigned in the file (any scope): what its values call."""
         out: dict[str, set[str]] = {}
         for a in assigns:
             if len(a.targets) == 1 and isinstance(a.targets[0], ast.Name):
-                out.setdefault(a.targets[0].id, set()).update(
-                    self.qualname(n.func) for n in ast.walk(a.value) if isinstance(n, ast.Call)
-                )
+                out.setdefault(a.targets[0].id, set()).update(self._called([a.value]))
         return {k: frozenset(v) for k, v in out.items()}
 
     def _index_tokens(self) -> None:
