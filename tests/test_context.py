@@ -134,3 +134,27 @@ def test_files_with_decoded_payloads_are_freed_without_the_cyclic_collector() ->
     finally:
         if was_enabled:
             gc.enable()
+
+
+def test_a_names_values_are_read_once_per_scope(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """Hostile shape: thousands of assignments to one name and thousands of calls with it
+    (``u = u + 'x'`` ... ``requests.get(u)`` ...). What the name is made of is computed once per
+    scope and name, not once per call: quadratic before (248 s for 5,000 of each; the timing
+    is in benchmarks/bench_dataflow.py)."""
+    from pkgvet.analysis import context
+    from pkgvet.models import Trigger
+
+    seen: list[int] = []
+    real = context._call_words
+
+    def counting(parts):  # type: ignore[no-untyped-def]
+        parts = tuple(parts)
+        seen.append(len(parts))
+        return real(parts)
+
+    monkeypatch.setattr(context, "_call_words", counting)
+    n = 300
+    src = "import requests\nu = 'a'\n" + "u = u + 'x'\n" * n + "requests.get(u)\n" * n
+    fc = context.FileContext("x.py", "x.py", src, Trigger.RUNTIME, Limits())
+    assert len(fc.calls) == n
+    assert seen == [n + 1]  # one flow: the name's n + 1 values, read once

@@ -21,7 +21,7 @@ import warnings
 import weakref
 from bisect import bisect_right
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from functools import cached_property, lru_cache
 
@@ -468,7 +468,7 @@ class FileContext:
         self.lazy_ranges = dead_ranges(tree, defs, calls, main_runs=self.trigger is Trigger.INSTALL)
         self._lazy_starts = [a for a, _b in self.lazy_ranges]
         self._index_embedded_code(calls)
-        scopes = _Scopes(tree, defs)
+        scopes = _Scopes(tree, defs, self._called)
         self._index_exec_sites(assigns, scopes)
         self._index_hidden_endpoints(scopes)
         self._check_deadline()
@@ -567,15 +567,17 @@ class FileContext:
                 continue
             arg = c.node.args[0]
             source_calls: frozenset[str] = frozenset()
-            # what the argument is made of: itself, or what its name is given in its scope
-            parts: list[ast.expr] = [arg]
+            # what the argument is made of: itself, and what its name is given in its scope
+            inner = self._called([arg])
+            own = _Made(inner, _reverses(arg), *_call_words([arg]))
+            flow = own
             if isinstance(arg, ast.Name):
                 if sources is None:
                     sources = self._assigned_calls(assigns)
                 source_calls = sources.get(arg.id, frozenset())
-                parts.extend(scopes.values(c.node, arg.id))
-            made_of = self._called(parts)
-            inner = self._called([arg])
+                flow = scopes.flow(c.node, arg.id)
+            made_of = inner | flow.called
+            words = own.words | flow.words
             value = folder.fold(arg)
             payload = _to_text(value)
             literal = isinstance(arg, ast.Constant)
@@ -583,10 +585,11 @@ class FileContext:
                 folder.decoded
                 or bool(inner & DECODER_NAMES)
                 # through the name: not marshal.loads, which import hooks use on .pyc caches
-                or bool((made_of - inner) & _NAME_DECODERS)
-                or any(_reverses(p) for p in parts)
+                or bool((flow.called - inner) & _NAME_DECODERS)
+                or own.reverses
+                or flow.reverses
                 or any(n.endswith((".decrypt", "Fernet")) for n in made_of)
-                or _hand_decoded(parts)
+                or _hand_decoder(words, own.comprehension or flow.comprehension)
             )
             self.exec_sites.append(
                 ExecSite(c.qualname, c.line, payload, via, inner, literal, source_calls)
@@ -600,24 +603,32 @@ class FileContext:
             node = c.node
             if node is None or capability_of(c.qualname) not in _SENDING_CAPS:
                 continue
+            self._check_deadline()
             for arg in (*node.args[:1], *(k.value for k in node.keywords if k.arg in _ADDRESS)):
-                parts: list[ast.expr] = [arg]
-                if isinstance(arg, ast.Name):
-                    parts.extend(scopes.values(node, arg.id))
-                decoders = self._called(parts) & DECODER_NAMES
-                if not decoders and not any(_reverses(p) for p in parts):
+                flow = scopes.flow(node, arg.id) if isinstance(arg, ast.Name) else None
+                decoders = self._called([arg]) & DECODER_NAMES
+                if flow is not None:
+                    decoders |= flow.called & DECODER_NAMES
+                if not decoders and not (_reverses(arg) or (flow is not None and flow.reverses)):
                     continue
-                shown = ""
-                for p in parts:
-                    value = _to_text(self.folder.fold(p))
-                    if value and _ADDRESS_TEXT.search(value):
-                        shown = value
-                        break
+                shown = self._address([arg])
+                if not shown and flow is not None:
+                    if flow.address is None:  # folded once per scope and name
+                        flow.address = self._address(flow.values)
+                    shown = flow.address
                 if shown or decoders:
                     self.hidden_endpoints.append((c.line, shown or ", ".join(sorted(decoders))))
                     break
 
-    def _called(self, nodes: list[ast.expr]) -> frozenset[str]:
+    def _address(self, nodes: Iterable[ast.expr]) -> str:
+        """The first of ``nodes`` that folds to a URL or host name, or ""."""
+        for p in nodes:
+            value = _to_text(self.folder.fold(p))
+            if value and _ADDRESS_TEXT.search(value):
+                return value
+        return ""
+
+    def _called(self, nodes: Iterable[ast.expr]) -> frozenset[str]:
         """The qualified names called anywhere inside ``nodes``."""
         return frozenset(
             self.qualname(n.func) for p in nodes for n in ast.walk(p) if isinstance(n, ast.Call)
@@ -864,30 +875,71 @@ def _to_text(value: Value) -> str | None:
     return None
 
 
+@dataclass(slots=True)
+class _Made:
+    """What expressions are made of: the names they call, whether they reverse a sequence,
+    the short names of their calls and whether they hold a comprehension (for
+    :func:`_hand_decoder`); for a name's values in one scope, also the first that folds to an
+    address (None until asked)."""
+
+    called: frozenset[str]
+    reverses: bool
+    words: frozenset[str]
+    comprehension: bool
+    values: tuple[ast.expr, ...] = ()
+    address: str | None = None
+
+
 class _Scopes:
     """What a name is assigned in the function (or module body) around a call, nested
     functions and classes left out: the data flow of ``x = decode(...)``, ``x += chr(...)``,
-    then ``exec(x)``. Built lazily, for the few calls that need it."""
+    then ``exec(x)``. Built lazily, and once per scope and name however many calls use it
+    (a hostile file of thousands of assignments and calls of one name stays linear)."""
 
     def __init__(
-        self, tree: ast.Module, defs: list[ast.FunctionDef | ast.AsyncFunctionDef | ast.Lambda]
+        self,
+        tree: ast.Module,
+        defs: list[ast.FunctionDef | ast.AsyncFunctionDef | ast.Lambda],
+        called: Callable[[Iterable[ast.expr]], frozenset[str]],
     ) -> None:
         self.tree = tree
         self.defs = [d for d in defs if not isinstance(d, ast.Lambda)]
+        self._called = called
+        self._innermost: list[int] | None = None  # line -> 1 + index in defs (0: module)
         self._assigned: dict[int, dict[str, list[ast.expr]]] = {}
+        self._flows: dict[tuple[int, str], _Made] = {}
 
-    def values(self, call: ast.Call, name: str) -> list[ast.expr]:
-        scope: ast.AST = self.tree
-        for d in self.defs:  # the innermost function holding the call
-            end = d.end_lineno or d.lineno
-            if d.lineno <= call.lineno <= end and (
-                scope is self.tree or d.lineno >= scope.lineno  # type: ignore[attr-defined]
-            ):
-                scope = d
-        table = self._assigned.get(id(scope))
-        if table is None:
-            table = self._assigned[id(scope)] = _assignments(scope)
-        return table.get(name, [])
+    def _scope_at(self, line: int) -> ast.AST:
+        """The innermost function holding ``line`` (the module when none does)."""
+        if self._innermost is None:
+            last = max((d.end_lineno or d.lineno for d in self.defs), default=0)
+            table = [0] * (last + 1)
+            # outer functions first: inner ones start later and overwrite their lines (spans
+            # add up to the file's lines times the nesting depth, which the parser bounds)
+            for i, d in sorted(enumerate(self.defs), key=lambda t: t[1].lineno):
+                for ln in range(d.lineno, (d.end_lineno or d.lineno) + 1):
+                    table[ln] = i + 1
+            self._innermost = table
+        i = self._innermost[line] if line < len(self._innermost) else 0
+        return self.tree if i == 0 else self.defs[i - 1]
+
+    def flow(self, call: ast.Call, name: str) -> _Made:
+        scope = self._scope_at(call.lineno)
+        key = (id(scope), name)
+        made = self._flows.get(key)
+        if made is None:
+            table = self._assigned.get(id(scope))
+            if table is None:
+                table = self._assigned[id(scope)] = _assignments(scope)
+            values = tuple(table.get(name, ()))
+            made = _Made(
+                self._called(values),
+                any(_reverses(v) for v in values),
+                *_call_words(values),
+                values=values,
+            )
+            self._flows[key] = made
+        return made
 
 
 def _assignments(scope: ast.AST) -> dict[str, list[ast.expr]]:
@@ -926,10 +978,9 @@ def evaluated_name(text: str) -> str | None:
     return m.group(1) if m else None
 
 
-def _hand_decoded(parts: list[ast.expr]) -> bool:
-    """A character decoder written out by hand: ``chr()`` of ``ord()``/``int()`` arithmetic
-    (XOR and shift ciphers), a substitution through ``str.index`` in a comprehension, or
-    ``str.translate``."""
+def _call_words(parts: Iterable[ast.expr]) -> tuple[frozenset[str], bool]:
+    """The last part of every called name in ``parts``, and whether they hold a list
+    comprehension or generator (what :func:`_hand_decoder` reads)."""
     names: set[str] = set()
     comprehension = False
     for p in parts:
@@ -942,6 +993,13 @@ def _hand_decoded(parts: list[ast.expr]) -> bool:
                     names.add(f.attr)
             elif isinstance(n, ast.ListComp | ast.GeneratorExp):
                 comprehension = True
+    return frozenset(names), comprehension
+
+
+def _hand_decoder(names: frozenset[str], comprehension: bool) -> bool:
+    """A character decoder written out by hand: ``chr()`` of ``ord()``/``int()`` arithmetic
+    (XOR and shift ciphers), a substitution through ``str.index`` in a comprehension, or
+    ``str.translate``."""
     return (
         ("chr" in names and not names.isdisjoint(("ord", "int")))
         or ("index" in names and comprehension)
