@@ -6,8 +6,8 @@ rule findings as features. A package is malicious when the probability reaches t
 ``malicious`` threshold, or its lower ``malicious_with_rules`` threshold while a rule finding is
 high, or a rule finding is critical; suspicious when it reaches the ``suspicious`` threshold or
 a rule finding is high (rules and model disagree: a person should look); clean otherwise. The
-two malicious thresholds are chosen together on out-of-fold scores for one false-positive
-budget.
+two malicious thresholds share one false-positive budget on out-of-fold scores: the model alone
+takes all of it, and the lower threshold only what that leaves (``ml.train.joint_thresholds``).
 
 Without a model (``--no-model``), the rules-only score combines findings as independent evidence,
 ``1 - Π(1 - w)`` with a weight per severity and confidence; it orders packages well but is not a
