@@ -124,6 +124,14 @@ def test_evaluate_reports_the_time_split(corpus: tuple[Path, Path], tmp_path: Pa
     assert (out / "pr_curve.png").is_file() and (out / "predictions.csv").is_file()
 
 
+def test_evaluate_benign_holdout_needs_a_validation_run(corpus: tuple[Path, Path]) -> None:
+    mal, manifest = corpus
+    args = ["evaluate", "--malware", str(mal), "--benign", str(manifest), "--no-ablation"]
+    res = CliRunner().invoke(cli, [*args, "--benign-holdout", "0.3"])
+    assert res.exit_code == 2
+    assert "--benign-holdout is for validation runs" in res.output
+
+
 def test_train_takes_triage_labels(corpus: tuple[Path, Path], tmp_path: Path) -> None:
     """A labels file from the triage UI: a reviewer's false positive on a malware-set file
     overrides its label, a confirmed upload (found in the service's blob directory) joins the

@@ -113,3 +113,25 @@ def test_joint_thresholds_respect_one_false_positive_budget() -> None:
     assert (flagged & (y == 0)).sum() <= 5
     # using the rules never flags fewer malicious rows than the model alone at the same budget
     assert (flagged & (y == 1)).sum() >= ((p >= alone) & (y == 1)).sum()
+
+
+def test_a_validation_run_can_hold_out_benign_groups_by_name() -> None:
+    rows = [_row(0, 1, "2024-05-02", "evil-a", CAMPAIGN)]
+    rows += [_row(1, 1, "2024-08-10", "fresh", ["later = 1"])]  # after `until`: never seen
+    for i in range(2, 202):
+        rows.append(_row(i, 0, "2023-01-01", f"lib{i}", [f"def f{i}(): return {i}"]))
+    rows.append(_row(202, 0, "2024-06-01", "lib2", ["def late(): return 0"]))  # lib2's release
+    rows.append(_row(203, 0, "2023-01-01", "tuned", ["def k(): return 4"], "scan-manifest"))
+    split = time_split(rows, "2024-03-01", until="2024-07-01", benign_holdout=0.3)
+    def benign(idx: list[int]) -> set[str]:
+        return {rows[i]["sample"]["name"] for i in idx if rows[i]["sample"]["label"] == 0}
+
+    benign_test, benign_train = benign(split.test), benign(split.train)
+    assert 0 in split.test and 1 not in split.test + split.train  # malware: still by date
+    assert not benign_test & benign_train  # a project's releases stay on one side
+    assert 40 <= len(benign_test) <= 80  # about 30% of 200 projects, whatever their date
+    assert 203 not in split.test  # tuning data never tests
+    again = time_split(copy.deepcopy(rows), "2024-03-01", until="2024-07-01", benign_holdout=0.3)
+    assert again.test == split.test  # stable across runs
+    with pytest.raises(ValueError, match="validation"):
+        time_split(rows, "2024-03-01", benign_holdout=0.3)

@@ -375,6 +375,15 @@ def _install(blob: bytes, digest: str, card: dict[str, Any]) -> None:
     "period, for choosing settings without looking at the test.",
 )
 @click.option(
+    "--benign-holdout",
+    type=click.FloatRange(0.0, 0.9),
+    default=0.0,
+    show_default=True,
+    help="With --until: test this fraction of the benign releases uploaded before --until (a "
+    "stable, name-grouped part, whatever their date) and train on the rest, so a validation "
+    "run has enough benign releases to read a false-positive rate.",
+)
+@click.option(
     "--ablation/--no-ablation",
     default=True,
     show_default=True,
@@ -387,6 +396,7 @@ def evaluate_command(
     out: Path,
     cutoff: str,
     until: str | None,
+    benign_holdout: float,
     ablation: bool,
     jobs: int,
 ) -> None:
@@ -400,6 +410,8 @@ def evaluate_command(
     _need_extra()
     from pkgvet.ml.evaluate import evaluate, report_markdown
 
+    if benign_holdout and until is None:
+        raise click.UsageError("--benign-holdout is for validation runs: give --until as well")
     rows, _data = load_rows(malware, benign, jobs)
     result = evaluate(
         rows,
@@ -407,6 +419,7 @@ def evaluate_command(
         cutoff=cutoff,
         ablation=ablation,
         until=until,
+        benign_holdout=benign_holdout,
         log=lambda m: click.echo(m, err=True),
     )
     click.echo(report_markdown(result))
