@@ -107,19 +107,33 @@ def dead_ranges(
         return []
 
     edges: dict[int, list[int]] = {}
+    resolved: set[tuple[int, str, bool]] = set()
     named = (ast.Name, ast.Attribute)  # targets() finds nothing for any other expression
+
+    def follow(node: ast.expr, span: int, called: bool) -> None:
+        # a name resolves the same way everywhere in one span: resolving it once per span
+        # keeps n calls of a name bound n times (hostile input) from making n * n edges
+        if isinstance(node, ast.Name):
+            key = (span, node.id, called)
+        elif isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name):
+            key = (span, f"{node.value.id}.{node.attr}", called)
+        else:
+            return  # targets() finds nothing for it
+        if key not in resolved:
+            resolved.add(key)
+            edges.setdefault(span, []).extend(targets(node, span, called))
+
     for c in calls:
         if main and any(a <= c.lineno <= b for a, b in main):
             continue
         span = owner[c.lineno]
-        out = edges.setdefault(span, [])
-        out.extend(targets(c.func, span, True))
+        follow(c.func, span, True)
         for a in c.args:
             if a.__class__ in named:
-                out.extend(targets(a, span, False))
+                follow(a, span, False)
         for kw in c.keywords:
             if kw.value.__class__ in named:
-                out.extend(targets(kw.value, span, False))
+                follow(kw.value, span, False)
 
     live: set[int] = set()
     frontier = list(edges.get(-1, ()))
