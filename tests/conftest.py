@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 import io
 import os
 import tarfile
@@ -45,7 +46,8 @@ def make_tar(
     directory members and ``symlinks`` (member name -> link target) as symbolic links. Names are
     stored exactly as given, so ``../x`` and ``/abs`` members can be built."""
     buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode=mode) as tf:  # type: ignore[call-overload]
+    gz = mode == "w:gz"  # gzip after, with a fixed header time: the same files, the same bytes
+    with tarfile.open(fileobj=buf, mode="w" if gz else mode) as tf:  # type: ignore[call-overload]
         for name, data in files.items():
             info = tarfile.TarInfo(name)
             info.size = len(data)
@@ -60,14 +62,18 @@ def make_tar(
             info.type = tarfile.SYMTYPE
             info.linkname = target
             tf.addfile(info)
-    return buf.getvalue()
+    return gzip.compress(buf.getvalue(), mtime=0) if gz else buf.getvalue()
 
 
 def make_zip(files: dict[str, bytes]) -> bytes:
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
         for name, data in files.items():
-            zf.writestr(name, data)
+            # a fixed member time (writestr of a name stamps the current one): the same bytes
+            # on every call, which hypothesis needs to replay what it drew
+            info = zipfile.ZipInfo(name, date_time=(1980, 1, 1, 0, 0, 0))
+            info.compress_type = zipfile.ZIP_DEFLATED
+            zf.writestr(info, data)
     return buf.getvalue()
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import collections
 import dataclasses
+import gzip
 import io
 import os
 import stat
@@ -75,10 +76,11 @@ def tar_member(name: str, data: bytes = b"", kind: bytes = tarfile.REGTYPE,
 def make_raw_tar(members: list[tuple[tarfile.TarInfo, bytes]], mode: str = "w:gz",
                  fmt: int = tarfile.PAX_FORMAT, encoding: str = "utf-8") -> bytes:
     buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode=mode, format=fmt, encoding=encoding) as tf:  # type: ignore[call-overload]
+    gz = mode == "w:gz"  # gzip after, with a fixed header time: the same members, the same bytes
+    with tarfile.open(fileobj=buf, mode="w" if gz else mode, format=fmt, encoding=encoding) as tf:  # type: ignore[call-overload]
         for info, data in members:
             tf.addfile(info, io.BytesIO(data) if info.size else None)
-    return buf.getvalue()
+    return gzip.compress(buf.getvalue(), mtime=0) if gz else buf.getvalue()
 
 
 # -- zip, written by hand ------------------------------------------------------------------
