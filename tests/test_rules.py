@@ -141,6 +141,10 @@ SPECS: dict[str, Spec] = {
     "PV203": Spec(S.HIGH, note=(
         "fire: setup.py urlretrieve + chmod + Popen (install time: high). quiet: run-time code "
         "that downloads JSON, writes it as text and runs git.")),
+    "PV206": Spec(S.HIGH, note=(
+        "fire: setup.py writes print(1) to helper.pyw in the temp folder and starts it with "
+        "sys.executable (install time: high). quiet: run-time code that writes a C source and "
+        "compiles it, and writes a version module, then runs git.")),
     "PV204": Spec(S.LOW, note=(
         "fire: exec(open(version file).read()) in setup.py (low; high beside a scrambled "
         "literal, see SEVERITY_PATHS). quiet: version read with ast.literal_eval, and "
@@ -570,6 +574,40 @@ SEVERITY_PATHS = {
         "git.Repo.clone_from('https://example.invalid/x.git', '/tmp/x')\n"
         "subprocess.call(['python3', '/tmp/x/run.py'])\n")},
         "setup.py", 4, S.HIGH, "a repository cloned and its script run at install"),
+    "pv206-os-startfile-of-a-literal": SevPath("PV206", {"setup.py": (
+        "import os\n"
+        "\n"
+        "open('run.bat', 'w').write('echo 1')\n"
+        "os.startfile('run.bat')\n")},
+        "setup.py", 4, S.HIGH, "a batch file written and started by its literal name"),
+    "pv206-path-built-by-concatenation": SevPath("PV206", {"setup.py": (
+        "import os\n"
+        "import subprocess\n"
+        "\n"
+        "p = os.getenv('TEMP', '/tmp') + '/x.pyw'\n"
+        "open(p, 'w').write('print(1)')\n"
+        "subprocess.Popen(['pythonw', p])\n")},
+        "setup.py", 6, S.HIGH, "a path held in a name assigned a .pyw concatenation"),
+    "pv206-pathlib-in-setup": SevPath("PV206", {"setup.py": (
+        "import subprocess\n"
+        "from pathlib import Path\n"
+        "\n"
+        "script = Path('/tmp') / 'x.sh'\n"
+        "script.write_text('echo 1')\n"
+        "subprocess.call(['sh', str(script)])\n")},
+        "setup.py", 6, S.HIGH, "a shell script written with pathlib and run at install"),
+    "pv206-at-run-time": SevPath("PV206", {
+        "PKG-INFO": _PKG_INFO, "mypkg/__init__.py": "", "mypkg/tool.py": (
+            "import os\n"
+            "import subprocess\n"
+            "\n"
+            "\n"
+            "def run(folder):\n"
+            "    script = os.path.join(folder, 'x.sh')\n"
+            "    with open(script, 'w') as fh:\n"
+            "        fh.write('echo 1')\n"
+            "    subprocess.call(['sh', script])\n")},
+        "mypkg/tool.py", 9, S.MEDIUM, "a shell script written and run on demand: medium"),
     "pv305-sent-with-curl": SevPath("PV305", {"setup.py": (
         "import json\n"
         "import os\n"

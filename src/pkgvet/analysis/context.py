@@ -291,6 +291,8 @@ class FileContext:
         self.environ_loop: int | None = None  # first line of a loop over the whole os.environ
         # network calls whose address is decoded from a literal: (line, what it decodes to)
         self.hidden_endpoints: list[tuple[int, str]] = []
+        # names assigned a path named like a script or program (``p = tmp + "/x.pyw"``)
+        self.program_paths: set[str] = set()
         self._index()
 
     @property
@@ -431,6 +433,8 @@ class FileContext:
         for a in assigns:
             if len(a.targets) == 1 and isinstance(a.targets[0], ast.Name):
                 v = a.value
+                if holds_program_file(v):
+                    self.program_paths.add(a.targets[0].id)
                 if isinstance(v, ast.Name | ast.Attribute):
                     q = self.qualname(v)
                     if q and q != a.targets[0].id:
@@ -965,6 +969,25 @@ def _assignments(scope: ast.AST) -> dict[str, list[ast.expr]]:
 
 _EXEC_FAMILY = frozenset({"exec", "eval", "compile", "__import__", "getattr", "execfile"})
 _EVAL_IMPORT = re.compile(r"^__import__\(\s*['\"]([\w.]+)['\"]\s*\)$")
+
+
+PROGRAM_SUFFIXES = (".py", ".pyw", ".bat", ".cmd", ".ps1", ".vbs", ".sh", ".exe", ".scr", ".jar")
+
+
+def program_file_name(value: object) -> str | None:
+    """The lower-cased file name of a path string named like a script or program."""
+    if not isinstance(value, str) or not value:
+        return None
+    base = value.replace("\\", "/").rstrip("/").rsplit("/", 1)[-1].lower()
+    return base if base.endswith(PROGRAM_SUFFIXES) else None
+
+
+def holds_program_file(node: ast.expr) -> bool:
+    """An expression holding a string constant named like a script or program."""
+    return any(
+        isinstance(n, ast.Constant) and program_file_name(n.value) is not None
+        for n in ast.walk(node)
+    )
 
 
 def evaluated_name(text: str) -> str | None:

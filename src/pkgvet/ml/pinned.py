@@ -1,4 +1,4 @@
 """The sha256 of the shipped model file, written by ``pkgvet train --install``. A model
 file whose hash differs is refused at load."""
 
-MODEL_SHA256 = "7c41fe49341f4384c34063aabbbc66cde6427bf0665789bf3127bf55b69554fb"
+MODEL_SHA256 = "574d1187ba63e0d945a64cd41ffb7db611d85ff6ecd744e5286917b8852c8fe4"

@@ -10,7 +10,13 @@ import re
 from collections.abc import Iterator
 
 from pkgvet.analysis.apis import Cap, capability_of, network_call, program_name
-from pkgvet.analysis.context import CallSite, FileContext, PackageContext, decode_blob
+from pkgvet.analysis.context import (
+    CallSite,
+    FileContext,
+    PackageContext,
+    decode_blob,
+    program_file_name,
+)
 from pkgvet.analysis.fold import DECODER_NAMES
 from pkgvet.models import Category, Confidence, Finding, Severity, Trigger
 from pkgvet.rules.base import RuleMeta, eager, rule, writes_file
@@ -469,6 +475,87 @@ def download_and_run(pkg: PackageContext, meta: RuleMeta) -> Iterator[Finding]:
                 "fetches a file, writes it and runs a program",
                 severity=Severity.HIGH if live else Severity.MEDIUM,
             )
+
+
+@rule(
+    "PV206",
+    "write-and-run",
+    "Writes a script or program and starts it",
+    Severity.HIGH,
+    Confidence.MEDIUM,
+    Category.CODE_EXECUTION,
+    "CWE-506",
+)
+def write_and_run(pkg: PackageContext, meta: RuleMeta) -> Iterator[Finding]:
+    """A file named like a script or program (``.py``, ``.pyw``, ``.bat``, ``.ps1``, ``.vbs``,
+    ``.exe``...) is written and the same path, held in the same variable or spelled the same
+    way, is started: ``open(p, "w").write(code)`` then ``subprocess.Popen([sys.executable, p])``
+    or ``os.startfile(p)``. A dropper that carries its second stage instead of downloading it.
+    High when the start runs on install or import, medium otherwise. A directory shared by the
+    written file and the started command (``cwd=``) is not the same path."""
+    for f in pkg.all_files():
+        if Cap.PROCESS not in f.caps:
+            continue
+        written = [key for node in _written_paths(f) if (key := _written_key(node, f))]
+        if not written:
+            continue
+        for c in f.calls:
+            if c.node is None or capability_of(c.qualname) is not Cap.PROCESS:
+                continue
+            args = (*c.node.args, *(k.value for k in c.node.keywords if k.arg not in _NOT_RUN))
+            used = {key for arg in args for n in ast.walk(arg) if (key := _used_key(n, f))}
+            if used.intersection(written):
+                yield meta.at(
+                    f,
+                    c.line,
+                    f"writes a script or program and starts it with {c.qualname}()",
+                    severity=Severity.HIGH if eager(f, c.line) else Severity.MEDIUM,
+                )
+                break
+
+
+_NOT_RUN = frozenset({"cwd", "env", "stdin", "stdout", "stderr"})
+
+
+def _written_paths(f: FileContext) -> Iterator[ast.expr]:
+    """Path expressions of the file's writes: ``open(path, "w"/"wb"/"a"/"x")`` and
+    ``Path(...).write_text/write_bytes``."""
+    for c in f.calls_matching("open", "io.open", "builtins.open"):
+        if c.node is None or not c.node.args:
+            continue
+        given = [k.value for k in c.node.keywords if k.arg == "mode"] or c.node.args[1:2]
+        mode = f.folder.fold(given[0]) if given else None
+        if isinstance(mode, str) and any(ch in mode for ch in "wax"):
+            yield c.node.args[0]
+    for c in f.calls:
+        if (
+            c.node is not None
+            and c.qualname.endswith((".write_text", ".write_bytes"))
+            and isinstance(c.node.func, ast.Attribute)
+        ):
+            target = c.node.func.value
+            yield target.args[0] if isinstance(target, ast.Call) and target.args else target
+
+
+def _written_key(node: ast.expr, f: FileContext) -> str | None:
+    """The written path's identity when it is named like a script or program: the name that
+    holds it (assigned such a path), or the file name of its last constant piece."""
+    if isinstance(node, ast.Name):
+        return node.id if node.id in f.program_paths else None
+    base = None
+    for n in ast.walk(node):
+        if isinstance(n, ast.Constant) and (name := program_file_name(n.value)) is not None:
+            base = name
+    return None if base is None else f"file:{base}"
+
+
+def _used_key(n: ast.AST, f: FileContext) -> str | None:
+    """A name (not a module) or a script file name in a started command's arguments."""
+    if isinstance(n, ast.Name) and n.id not in f.imports and "(" in f.aliases.get(n.id, "("):
+        return n.id  # a module or its alias names no path; a call's result can
+    if isinstance(n, ast.Constant) and (name := program_file_name(n.value)) is not None:
+        return f"file:{name}"
+    return None
 
 
 @rule(
