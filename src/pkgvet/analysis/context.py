@@ -971,7 +971,9 @@ _EXEC_FAMILY = frozenset({"exec", "eval", "compile", "__import__", "getattr", "e
 _EVAL_IMPORT = re.compile(r"^__import__\(\s*['\"]([\w.]+)['\"]\s*\)$")
 
 
-PROGRAM_SUFFIXES = (".py", ".pyw", ".bat", ".cmd", ".ps1", ".vbs", ".sh", ".exe", ".scr", ".jar")
+# names of written files that are then run: scripts (``writes_file``), and programs (PV206)
+WRITTEN_SCRIPT_SUFFIXES = (".py", ".pyw", ".bat", ".cmd", ".ps1", ".vbs", ".sh", ".exe")
+PROGRAM_SUFFIXES = (*WRITTEN_SCRIPT_SUFFIXES, ".scr", ".jar")
 
 
 def program_file_name(value: object) -> str | None:

@@ -13,7 +13,7 @@ import inspect
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 
-from pkgvet.analysis.context import FileContext, PackageContext
+from pkgvet.analysis.context import WRITTEN_SCRIPT_SUFFIXES, FileContext, PackageContext
 from pkgvet.models import Category, Confidence, Finding, Severity, Trigger
 
 _SNIPPET_MAX = 240
@@ -160,9 +160,6 @@ def trigger_at(file: FileContext, line: int) -> Trigger:
     return file.trigger
 
 
-_SCRIPT_SUFFIXES = (".py", ".pyw", ".bat", ".cmd", ".ps1", ".vbs", ".sh", ".exe")
-
-
 def _ends_like_script(node: ast.expr | None, f: FileContext) -> bool:
     """A path expression that ends in a script or program suffix: a constant, or the last
     piece of an f-string or of a ``+`` chain (``tmp + "/run.py"``)."""
@@ -171,7 +168,7 @@ def _ends_like_script(node: ast.expr | None, f: FileContext) -> bool:
     if isinstance(node, ast.JoinedStr) and node.values:
         node = node.values[-1]
     value = f.folder.fold(node) if node is not None else None
-    return isinstance(value, str) and value.lower().endswith(_SCRIPT_SUFFIXES)
+    return isinstance(value, str) and value.lower().endswith(WRITTEN_SCRIPT_SUFFIXES)
 
 
 def writes_file(f: FileContext) -> bool:
