@@ -977,10 +977,12 @@ PROGRAM_SUFFIXES = (*WRITTEN_SCRIPT_SUFFIXES, ".scr", ".jar")
 
 
 def program_file_name(value: object) -> str | None:
-    """The lower-cased file name of a path string named like a script or program."""
+    """The lower-cased file name of a path string named like a script or program. Only the
+    last 256 characters are read (a file name has at most 255): every string literal assigned
+    to a name passes here while the file is indexed, encoded payloads of megabytes included."""
     if not isinstance(value, str) or not value:
         return None
-    base = value.replace("\\", "/").rstrip("/").rsplit("/", 1)[-1].lower()
+    base = value[-256:].replace("\\", "/").rstrip("/").rsplit("/", 1)[-1].lower()
     return base if base.endswith(PROGRAM_SUFFIXES) else None
 
 
