@@ -7,7 +7,8 @@ are under 2 s for N = 5,000 on the reference machine (2 cores) and a growth unde
 2N (linear work doubles, quadratic work quadruples); each time is the best of three, after a
 garbage collection. Before the flows were cached per scope and name, the assignments-times-calls
 shape took 248 s; before a name was resolved once per function span,
-the bound-and-called shape took 3.9 s for N = 8,000 (n * n call-graph edges).
+the bound-and-called shape took 3.9 s for N = 8,000 (n * n call-graph edges). The last two
+shapes cover the socket-to-command flow (PV404) and maintainer-command guards.
 
     python benchmarks/bench_dataflow.py [--n 5000]
 
@@ -60,6 +61,12 @@ def shapes(n: int) -> dict[str, str]:
         + "]))\n",
         "n getattr(builtins, ...)": "import builtins\n"
         + "getattr(builtins, 'ex' + 'ec')('1')\n" * n,
+        "n received names x n commands": "import os, socket\ns = socket.socket()\n"
+        + "".join(f"d{i} = s.recv(9)\nc{i} = d{i}.decode()\n" for i in range(n))
+        + "".join(f"os.system(k{i})\n" for i in range(n)),  # none received: no early stop
+        "n argv guards, n functions": "import os, sys\n"
+        + "".join(f"def p{i}():\n    os.system('twine')\n" for i in range(n))
+        + "".join(f"if sys.argv[-1] == 'publish':\n    p{i}()\n" for i in range(n)),
     }
 
 

@@ -10,7 +10,15 @@ from itertools import pairwise
 import pytest
 
 from conftest import sdist
-from pkgvet.analysis.reach import dead_ranges, imported_modules, merge_ranges, module_name
+from pkgvet.analysis.reach import (
+    argv_guarded,
+    dead_ranges,
+    imported_modules,
+    load_ranges,
+    maintainer_command_methods,
+    merge_ranges,
+    module_name,
+)
 from pkgvet.config import ScanConfig
 from pkgvet.models import Finding, ScanResult
 from pkgvet.pipeline import scan_bytes
@@ -254,3 +262,94 @@ def test_a_name_resolved_once_per_span_still_follows_every_binding() -> None:
         outer()
         """
     ) == {"__init__"}  # D's: D is only passed, never called
+
+
+# -- maintainer commands ----------------------------------------------------------------------
+
+
+def _guarded_lines(src: str) -> set[int]:
+    tree = ast.parse(textwrap.dedent(src))
+    ranges = argv_guarded(tree, lambda n: ast.unparse(n))
+    return {ln for a, b in ranges for ln in range(a, b + 1)}
+
+
+@pytest.mark.parametrize(
+    ("test", "dormant"),
+    [
+        ("sys.argv[-1] == 'publish'", True),
+        ("'upload' in sys.argv", True),
+        ("sys.argv[1] in ('tag', 'release')", True),
+        ("command == 'publish'", True),  # command = sys.argv[-1] at module level
+        ("sys.argv[-1] == 'publish' and os.getenv('CI')", True),
+        ("sys.argv[-1] == 'publish' or sys.argv[-1] == 'upload'", True),
+        ("sys.argv[-1] == 'publish' or 'install' in sys.argv", False),
+        ("sys.argv[-1] != 'publish'", False),
+        ("'install' in sys.argv", False),
+        ("sys.argv[1] in ('publish', 'egg_info')", False),
+        ("sys.argv[0] == '-c'", False),  # how pip runs setup.py
+        ("other == 'publish'", False),
+    ],
+)
+def test_argv_guards(test: str, dormant: bool) -> None:
+    src = f"""
+        import sys
+        command = sys.argv[-1]
+        if {test}:
+            run()
+        else:
+            other()
+    """
+    lines = _guarded_lines(src)
+    assert (5 in lines) is dormant
+    assert 7 not in lines  # the else branch runs
+
+
+def test_functions_only_maintainer_commands_call_are_dormant() -> None:
+    src = textwrap.dedent("""
+        import sys
+        def publish():
+            upload()
+        def upload():
+            pass
+        def build():
+            pass
+        build()
+        if sys.argv[-1] == 'publish':
+            publish()
+            build()
+    """)
+    tree = ast.parse(src)
+    defs = [n for n in ast.walk(tree) if isinstance(n, ast.FunctionDef)]
+    calls = [n for n in ast.walk(tree) if isinstance(n, ast.Call)]
+    guarded = argv_guarded(tree, lambda n: ast.unparse(n))
+    dead, dormant = load_ranges(tree, defs, calls, False, guarded)
+    by_name = {d.name: d for d in defs}
+    assert _covered(by_name["publish"], dormant) and _covered(by_name["upload"], dormant)
+    assert not _covered(by_name["build"], dormant)  # module level calls it too
+    assert not any(_covered(d, dead) for d in defs)  # all run when the command is given
+    assert load_ranges(tree, defs, calls, False, [])[1] == []
+
+
+@pytest.mark.parametrize(
+    ("extra", "cmdclass", "dormant"),
+    [
+        ("", {"upload": "Upload"}, True),
+        ("", {"upload": "Upload", "test": "Upload"}, True),
+        ("", {"upload": "Upload", "install": "Upload"}, False),
+        ("install.run = Upload.run", {"upload": "Upload"}, False),
+        ("class Install(Upload):\n    pass", {"upload": "Upload"}, False),
+    ],
+)
+def test_maintainer_command_classes(extra: str, cmdclass: dict[str, str], dormant: bool) -> None:
+    refs = ", ".join(f"{k!r}: {v}" for k, v in cmdclass.items())
+    src = (
+        "import os\n"
+        "class Upload:\n"
+        "    os.system('at class level')\n"
+        "    def run(self):\n"
+        "        os.system('twine upload dist/*')\n"
+        f"{extra}\n"
+        f"setup(cmdclass={{{refs}}})\n"
+    )
+    ranges = maintainer_command_methods(ast.parse(src), cmdclass)
+    assert ranges == ([(4, 5)] if dormant else [])

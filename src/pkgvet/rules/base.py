@@ -137,11 +137,12 @@ def eager(file: FileContext, line: int) -> bool:
     module either imports at load time (see :mod:`pkgvet.analysis.reach`) that runs on load
     (module level, or a function that load-time code calls); and decoded payloads. Code found
     as plain text in a string argument (a script written to disk, ``python -c``) is as eager
-    as the call that holds it."""
+    as the call that holds it. Code only a maintainer command runs (``if sys.argv[-1] ==
+    "publish":``, an ``upload`` command class) is not eager, in setup.py either."""
     if file.depth > 0 and not file.encoded and file.parent is not None:
         return eager(file.parent, file.origin_line)
     return (
-        file.trigger is Trigger.INSTALL
+        (file.trigger is Trigger.INSTALL and not file.dormant(line))
         or file.depth > 0
         or (
             (file.trigger is Trigger.IMPORT or file.reached is not None) and file.runs_on_load(line)
@@ -151,7 +152,10 @@ def eager(file: FileContext, line: int) -> bool:
 
 def trigger_at(file: FileContext, line: int) -> Trigger:
     """When code at ``line`` runs: the file's trigger, or, for a module reached from install-
-    or import-time code, that trigger where the line runs on load."""
+    or import-time code, that trigger where the line runs on load; run time for code only a
+    maintainer command runs."""
+    if file.dormant(line):
+        return Trigger.RUNTIME
     root = file
     while root.parent is not None:
         root = root.parent

@@ -51,10 +51,12 @@ def process_execution(pkg: PackageContext, meta: RuleMeta) -> Iterator[Finding]:
     ``os.startfile``...), including through ``__import__``/``getattr`` with computed names.
 
     Reported once per file: medium in install- or import-time code (a build that shells out is
-    unusual enough to read), low elsewhere. High when code that runs on install or import
+    unusual enough to read), low elsewhere and where only maintainer commands start programs
+    (``if sys.argv[-1] == "publish":``). High when code that runs on install or import
     starts a program, named by a constant, that is not a build tool (compilers, build systems,
     version control, pkg-config, the interpreter, pip...): ``dir``, ``env``, ``whoami``,
-    ``echo``, a binary in a temp folder. Command strings that look like droppers or
+    ``echo``, a binary in a temp folder (``clear``/``cls`` only redraw the terminal and stay
+    medium). Command strings that look like droppers or
     shells are PV102.
     """
     for f in pkg.all_files():
@@ -68,6 +70,7 @@ def process_execution(pkg: PackageContext, meta: RuleMeta) -> Iterator[Finding]:
                 if eager(f, c.line)
                 and (cmd := _constant_command(f, c))
                 and program_name(cmd) not in _BUILD_TOOLS
+                and program_name(cmd) not in _TERMINAL_COMMANDS
             ),
             None,
         )
@@ -82,13 +85,17 @@ def process_execution(pkg: PackageContext, meta: RuleMeta) -> Iterator[Finding]:
             )
             continue
         names = sorted({c.qualname for c in sites})
+        dormant = bool(sites) and all(f.dormant(c.line) for c in sites)
         yield meta.at(
             f,
             f.caps[Cap.PROCESS],
             f"calls {', '.join(names[:4])}",
-            severity=_PROCESS_SEVERITY.get(f.trigger, Severity.LOW),
+            severity=Severity.LOW if dormant else _PROCESS_SEVERITY.get(f.trigger, Severity.LOW),
         )
 
+
+# Commands that only redraw the terminal (a console program clearing the screen on import).
+_TERMINAL_COMMANDS = frozenset({"clear", "cls"})
 
 # Programs a build legitimately runs from setup.py or a package's __init__.
 _BUILD_TOOLS = frozenset(

@@ -153,7 +153,9 @@ def _socket_ip(f: FileContext) -> tuple[int, str] | None:
 )
 def reverse_shell(pkg: PackageContext, meta: RuleMeta) -> Iterator[Finding]:
     """A socket whose file descriptors are duplicated onto stdin/stdout (``os.dup2``) before a
-    shell or process starts, or a socket loop that runs what it receives: remote control."""
+    shell or process starts, or a socket loop that runs what it receives: remote control.
+    Medium when a file receives from a socket and starts programs but what it receives is not
+    seen reaching the program (a server driving a fixed tool, data flow through attributes)."""
     for f in pkg.all_files():
         if Cap.SOCKET not in f.caps:
             continue
@@ -167,14 +169,18 @@ def reverse_shell(pkg: PackageContext, meta: RuleMeta) -> Iterator[Finding]:
                 else "descriptors duplicated near sockets and a shell",
                 severity=Severity.CRITICAL if on_socket else Severity.MEDIUM,
             )
+        elif f.socket_command is not None:
+            yield meta.at(
+                f, f.socket_command, "runs commands received over a socket", severity=Severity.HIGH
+            )
         elif (Cap.PROCESS in f.caps or Cap.EXEC in f.caps) and any(
             c.qualname.endswith(".recv") for c in f.calls
         ):
             yield meta.at(
                 f,
                 f.caps[Cap.SOCKET],
-                "runs commands received over a socket",
-                severity=Severity.HIGH,
+                "receives from a socket and starts programs in one file",
+                severity=Severity.MEDIUM,
             )
 
 
