@@ -55,9 +55,8 @@ def process_execution(pkg: PackageContext, meta: RuleMeta) -> Iterator[Finding]:
     (``if sys.argv[-1] == "publish":``). High when code that runs on install or import
     starts a program, named by a constant, that is not a build tool (compilers, build systems,
     version control, pkg-config, the interpreter, pip...): ``dir``, ``env``, ``whoami``,
-    ``echo``, a binary in a temp folder (``clear``/``cls`` only redraw the terminal and stay
-    medium). Command strings that look like droppers or
-    shells are PV102.
+    ``echo``, a binary in a temp folder (``clear``, ``cls``, ``color`` and ``title`` only redraw
+    the terminal and stay medium). Command strings that look like droppers or shells are PV102.
     """
     for f in pkg.all_files():
         if Cap.PROCESS not in f.caps:
@@ -94,8 +93,9 @@ def process_execution(pkg: PackageContext, meta: RuleMeta) -> Iterator[Finding]:
         )
 
 
-# Commands that only redraw the terminal (a console program clearing the screen on import).
-_TERMINAL_COMMANDS = frozenset({"clear", "cls"})
+# Commands that only redraw the terminal or its window (a console program clearing the screen
+# or setting its colours and title on import).
+_TERMINAL_COMMANDS = frozenset({"clear", "cls", "color", "title"})
 
 # Programs a build legitimately runs from setup.py or a package's __init__.
 _BUILD_TOOLS = frozenset(
