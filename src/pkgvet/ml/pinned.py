@@ -1,4 +1,4 @@
 """The sha256 of the shipped model file, written by ``pkgvet train --install``. A model
 file whose hash differs is refused at load."""
 
-MODEL_SHA256 = "574d1187ba63e0d945a64cd41ffb7db611d85ff6ecd744e5286917b8852c8fe4"
+MODEL_SHA256 = "115ed2ed993aa47435547a1c7f0d20c79959420b7cef317356e5792dd53af4ac"

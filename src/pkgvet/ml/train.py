@@ -139,7 +139,7 @@ class Stack:
 
     def base_proba(self, data: Data) -> dict[str, Any]:
         z = self.raw(data)
-        return {n: 1 / (1 + np.exp(-z[:, i])) for i, n in enumerate(self.learners)}
+        return {n: _sigmoid(z[:, i]) for i, n in enumerate(self.learners)}
 
 
 def campaign_folds(data: Data, groups: Any, n_folds: int, seed: int) -> list[tuple[Any, Any]]:
@@ -152,6 +152,14 @@ def campaign_folds(data: Data, groups: Any, n_folds: int, seed: int) -> list[tup
     n_folds = min(n_folds, per_class)
     cv = StratifiedGroupKFold(n_splits=n_folds, shuffle=True, random_state=seed)
     return list(cv.split(data.X, data.y, groups))
+
+
+def _sigmoid(z: np.ndarray) -> np.ndarray:
+    """The logistic function of a base learner's logit; a very confident logit overflows
+    ``exp`` to inf, which gives exactly 0 here and is not worth a warning."""
+    with np.errstate(over="ignore"):
+        out: np.ndarray = 1 / (1 + np.exp(-z))
+    return out
 
 
 def fit_stack(
@@ -172,7 +180,7 @@ def fit_stack(
             z[test_idx, j] = _base_output(name, _fit_base(name, tr, seed, drop), te, drop)
     stack.meta = LogisticRegression(C=1.0, solver="lbfgs", max_iter=1000).fit(z, data.y)
     stack.oof = stack.meta.predict_proba(z)[:, 1]
-    stack.oof_base = {n: 1 / (1 + np.exp(-z[:, i])) for i, n in enumerate(learners)}
+    stack.oof_base = {n: _sigmoid(z[:, i]) for i, n in enumerate(learners)}
     for name in learners:
         stack.bases[name] = _fit_base(name, data, seed, drop)
     high = rules_high(data)
