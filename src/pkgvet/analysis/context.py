@@ -477,7 +477,12 @@ class FileContext:
             if whole and (self.environ_loop is None or it.lineno < self.environ_loop):
                 self.environ_loop = it.lineno
         self.lazy_ranges, dormant = load_ranges(
-            tree, defs, calls, self.trigger is Trigger.INSTALL, argv_guarded(tree, self.qualname)
+            tree,
+            defs,
+            calls,
+            self.trigger is Trigger.INSTALL,
+            # no file names sys.argv without the word: most skip the walk for guards
+            argv_guarded(tree, self.qualname) if "argv" in self.text else [],
         )
         self._lazy_starts = [a for a, _b in self.lazy_ranges]
         self.add_dormant(dormant)

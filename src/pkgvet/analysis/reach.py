@@ -174,8 +174,10 @@ def load_ranges(
         if main and any(a <= c.lineno <= b for a, b in main):
             continue
         span = owner[c.lineno]
-        g = bisect_right(guard_starts, c.lineno) - 1
-        dormant = g >= 0 and c.lineno <= guarded[g][1]
+        dormant = False
+        if guarded:
+            g = bisect_right(guard_starts, c.lineno) - 1
+            dormant = g >= 0 and c.lineno <= guarded[g][1]
         follow(c.func, span, True, dormant)
         for a in c.args:
             if a.__class__ in named:
@@ -204,10 +206,11 @@ def _reached(*graphs: dict[int, list[int]]) -> set[int]:
 
 
 def argv_guarded(tree: ast.Module, qualname: Callable[[ast.expr], str]) -> list[tuple[int, int]]:
-    """Line ranges (sorted, disjoint) of ``if`` bodies that run only when setup.py is given a
-    maintainer command: ``if sys.argv[-1] == "publish":``, ``if "upload" in sys.argv:``,
-    ``if cmd in ("tag", "release"):`` with ``cmd = sys.argv[1]`` at module level. An ``and``
-    needs one such test, an ``or`` needs all; the ``else`` branch runs."""
+    """Line ranges (sorted, disjoint) of ``if`` bodies outside functions and classes that run
+    only when setup.py is given a maintainer command: ``if sys.argv[-1] == "publish":``,
+    ``if "upload" in sys.argv:``, ``if cmd in ("tag", "release"):`` with ``cmd = sys.argv[1]``
+    at module level. An ``and`` needs one such test, an ``or`` needs all; the ``else`` branch
+    runs."""
     names = {
         t.id
         for stmt in tree.body
@@ -217,10 +220,26 @@ def argv_guarded(tree: ast.Module, qualname: Callable[[ast.expr], str]) -> list[
     }
     out = [
         (node.body[0].lineno, _end(node.body[-1]))
-        for node in ast.walk(tree)
+        for node in _statements(tree.body)
         if isinstance(node, ast.If) and node.body and _guard(node.test, qualname, names)
     ]
     return merge_ranges(out)
+
+
+def _statements(body: list[ast.stmt]) -> Iterator[ast.stmt]:
+    """The statements of a block and of the blocks nested in it (``if``, ``try``, ``with``,
+    loops), not those of functions or classes: a maintainer guard sits at the top of setup.py,
+    and visiting statements only (not every expression node) keeps this cheap."""
+    stack = list(reversed(body))
+    while stack:
+        stmt = stack.pop()
+        yield stmt
+        if isinstance(stmt, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
+            continue
+        for name in ("body", "orelse", "finalbody"):
+            stack.extend(reversed(getattr(stmt, name, None) or []))
+        for handler in getattr(stmt, "handlers", None) or []:
+            stack.extend(reversed(handler.body))
 
 
 def _guard(test: ast.expr, qualname: Callable[[ast.expr], str], names: set[str]) -> bool:
