@@ -436,11 +436,14 @@ class FileContext:
                 else:
                     self.constants[name] = stmt.value
         self._eval_aliases(assigns)
+        # a value can only hold a program's file name if some string of the file is one: most
+        # files have none, and walking every assigned value is not free
+        programs = any(program_file_name(text) is not None for text, _line in self.strings)
         # Aliases through assignment: `s = subprocess`, `x = __import__("os")`, `p = Popen(...)`
         for a in assigns:
             if len(a.targets) == 1 and isinstance(a.targets[0], ast.Name):
                 v = a.value
-                if holds_program_file(v):
+                if programs and holds_program_file(v):
                     self.program_paths.add(a.targets[0].id)
                 if isinstance(v, ast.Name | ast.Attribute):
                     q = self.qualname(v)
