@@ -560,16 +560,14 @@ class FileContext:
 
     def dormant(self, line: int) -> bool:
         """True when ``line`` runs only under a maintainer command (see :func:`argv_guarded`)."""
-        i = bisect_right(self._dormant_starts, line) - 1
-        return i >= 0 and line <= self.dormant_ranges[i][1]
+        return _covered(self.dormant_ranges, self._dormant_starts, line)
 
     def runs_on_load(self, line: int) -> bool:
         """True when ``line`` runs as soon as the module runs: module-level code and the bodies
         of functions that such code calls (see :mod:`pkgvet.analysis.reach`)."""
         if self.depth:
             return True
-        i = bisect_right(self._lazy_starts, line) - 1
-        return i < 0 or line > self.lazy_ranges[i][1]
+        return not _covered(self.lazy_ranges, self._lazy_starts, line)
 
     def _eval_aliases(self, assigns: list[ast.Assign]) -> None:
         """Names bound by evaluating a name, in source order so that chains resolve:
@@ -1001,19 +999,16 @@ class _Scopes:
         key = (id(scope), source)
         names = self._tainted.get(key)
         if names is None:
-            table = self._table(scope)
-            hit = {
-                n for n, vals in table.items() if any(source(x) for v in vals for x in ast.walk(v))
-            }
+            hit: set[str] = set()
+            uses: dict[str, set[str]] = {}  # name -> the names its values read (one walk each)
+            for n, vals in self._table(scope).items():
+                nodes = [x for v in vals for x in ast.walk(v)]
+                if any(source(x) for x in nodes):
+                    hit.add(n)
+                else:
+                    uses[n] = {x.id for x in nodes if isinstance(x, ast.Name)}
             for _ in range(3):
-                more = {
-                    n
-                    for n, vals in table.items()
-                    if n not in hit
-                    and any(
-                        isinstance(x, ast.Name) and x.id in hit for v in vals for x in ast.walk(v)
-                    )
-                }
+                more = {n for n, read in uses.items() if n not in hit and read & hit}
                 if not more:
                     break
                 hit |= more
@@ -1056,6 +1051,12 @@ def _assignments(scope: ast.AST) -> dict[str, list[ast.expr]]:
             out.setdefault(node.target.id, []).append(node.value)
         stack.extend(ast.iter_child_nodes(node))
     return out
+
+
+def _covered(ranges: list[tuple[int, int]], starts: list[int], line: int) -> bool:
+    """``line`` lies in one of ``ranges`` (sorted, disjoint; ``starts`` their first lines)."""
+    i = bisect_right(starts, line) - 1
+    return i >= 0 and line <= ranges[i][1]
 
 
 _RECEIVES = (".recv", ".recvfrom")

@@ -189,7 +189,8 @@ def load_ranges(
     strict = _reached(edges, {})
     live = _reached(edges, guarded_edges) if guarded_edges else strict
     dead = [(d.lineno, _end(d)) for i, d in enumerate(defs) if i not in live]
-    dormant_defs = [(d.lineno, _end(d)) for i, d in enumerate(defs) if i in live - strict]
+    only_guarded = live - strict
+    dormant_defs = [(defs[i].lineno, _end(defs[i])) for i in only_guarded]
     return merge_ranges(dead + main), merge_ranges([*guarded, *dormant_defs])
 
 
