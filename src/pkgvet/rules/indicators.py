@@ -413,7 +413,7 @@ OBFUSCATOR_COMMERCIAL = Indicator(
     index=FILE_TEXT,
 )
 HIDDEN_BY_WHITESPACE = Indicator(
-    [" " * 150, "\t" * 150], re.compile(r"[ \t]{150,}[;A-Za-z_][^\n]*\("), shared=False
+    [" " * 150, "\t" * 150], re.compile(r"\S[ \t]{150,}[;A-Za-z_][^\n]*\("), shared=False
 )
 
 _PRIVATE_NETS = ("127.", "0.", "10.", "192.168.", "169.254.", "255.")

@@ -149,8 +149,9 @@ def _marker(
     "CWE-506",
 )
 def code_hidden_by_whitespace(pkg: PackageContext, meta: RuleMeta) -> Iterator[Finding]:
-    """A statement placed after 150 or more spaces or tabs on a line, so that it sits off the
-    right edge of an editor or a web code view."""
+    """A statement placed after code and then 150 or more spaces or tabs on the same line, so
+    that it sits off the right edge of an editor or a web code view. A line that merely starts
+    far right (a continuation aligned under an opening bracket) is layout, not hiding."""
     for f in pkg.files:
         m = HIDDEN_BY_WHITESPACE.search(f.text, f.text)
         if m:

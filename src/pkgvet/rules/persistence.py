@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from pkgvet.analysis.apis import Cap
 from pkgvet.analysis.context import FileContext, PackageContext
 from pkgvet.models import Category, Confidence, Finding, Severity
 from pkgvet.rules.base import RuleMeta, eager, rule
@@ -24,18 +23,15 @@ from pkgvet.rules.indicators import AV_TAMPER, PERSISTENCE, RC_FILES, first_stri
 def persistence(pkg: PackageContext, meta: RuleMeta) -> Iterator[Finding]:
     """Registry ``Run`` keys, the Startup folder, ``schtasks /create``, cron, systemd units,
     LaunchAgents, ``rc.local``; shell rc files (``.bashrc``...) when the code also writes text
-    files (high only in install- or import-time code: environment tools edit rc files on
-    request). High when the code can write files, set registry values or run programs."""
+    files. High in install- or import-time code; medium in code that runs on demand, where
+    service managers, schedulers and "start at login" settings use the same locations."""
     for f in pkg.all_files():
         hit = first_string_match(f, PERSISTENCE)
-        acts = any(c in f.caps for c in (Cap.FILE_WRITE, Cap.REGISTRY, Cap.PROCESS))
         if hit is None:
-            rc = first_string_match(f, RC_FILES)
-            if rc is None or not _writes_text(f):
+            hit = first_string_match(f, RC_FILES)
+            if hit is None or not _writes_text(f):
                 continue
-            # shell set-up tools append to rc files on request; only unasked is persistence
-            hit, acts = rc, eager(f, rc[0])
-        acts = acts or eager(f, hit[0])
+        acts = eager(f, hit[0])
         yield meta.at(
             f,
             hit[0],

@@ -7,8 +7,8 @@ import ast
 import re
 from collections.abc import Iterator
 
-from pkgvet.analysis.apis import Cap, capability_of
-from pkgvet.analysis.context import FileContext, PackageContext
+from pkgvet.analysis.apis import Cap, capability_of, reference_capability
+from pkgvet.analysis.context import FileContext, PackageContext, runs_transfer_tool
 from pkgvet.models import Category, Confidence, Finding, Severity
 from pkgvet.rules.base import RuleMeta, eager, rule
 from pkgvet.rules.indicators import (
@@ -28,6 +28,41 @@ _SENDS = (Cap.NETWORK, Cap.SOCKET, Cap.DNS, Cap.DOWNLOAD)
 def sends(f: FileContext) -> bool:
     """The code can send data out (HTTP, sockets, DNS, a ``curl``/``wget`` process)."""
     return any(c in f.caps for c in _SENDS)
+
+
+def sends_on_load(f: FileContext) -> bool:
+    """Some call that can send data out runs by merely installing or importing the package
+    (:func:`~pkgvet.rules.base.eager`), not only when a function is called on demand."""
+    for c in f.calls:
+        cap = capability_of(c.qualname)
+        if cap is Cap.DNS and _resolves_own_host(f, c.node):
+            continue
+        if (cap in _SENDS or (cap is Cap.PROCESS and runs_transfer_tool(c.node))) and eager(
+            f, c.line
+        ):
+            return True
+    # a DNS function handed over (rather than called) is the lookup indexed above
+    return any(
+        reference_capability(r) in _SENDS_BY_REFERENCE and eager(f, line)
+        for r, line in f.refs.items()
+    )
+
+
+_SENDS_BY_REFERENCE = (Cap.NETWORK, Cap.SOCKET, Cap.DOWNLOAD)
+
+
+def _resolves_own_host(f: FileContext, node: ast.Call | None) -> bool:
+    """A DNS lookup of this machine's own name (``gethostbyname(gethostname())``,
+    ``"localhost"``, a ``.local`` name): it finds the local address and sends nothing out."""
+    if node is None or not node.args:
+        return False
+    arg = node.args[0]
+    if isinstance(arg, ast.Call):
+        return capability_of(f.qualname(arg.func)) is Cap.FINGERPRINT
+    value = f.folder.fold(arg)
+    return isinstance(value, str) and (
+        "." not in value.strip(".") or value.lower().rstrip(".").endswith(".local")
+    )
 
 
 def _indicator_rule(
@@ -265,15 +300,17 @@ def _fingerprint_line(f: FileContext) -> int | None:
 def recon_exfiltration(pkg: PackageContext, meta: RuleMeta) -> Iterator[Finding]:
     """Install- or import-time code that collects the user name, host name, platform, working
     directory, the account list (``/etc/passwd``) or public IP (calling the functions or
-    handing them over, as in ``safe(os.uname)``) and can send data over HTTP, sockets, DNS or
-    ``curl``: the dependency-confusion beacon. Medium for code that runs only on demand."""
+    handing them over, as in ``safe(os.uname)``) and sends data over HTTP, sockets, DNS or
+    ``curl`` at install or import time too: the dependency-confusion beacon. Medium when the
+    collecting or the sending runs only on demand (a client library that reads the user name
+    on import and sends it with its first request)."""
     for f in pkg.all_files():
         if not sends(f):  # the cheap half first
             continue
         line = _fingerprint_line(f)
         if line is None:
             continue
-        sev = Severity.HIGH if eager(f, line) else Severity.MEDIUM
+        sev = Severity.HIGH if eager(f, line) and sends_on_load(f) else Severity.MEDIUM
         yield meta.at(f, line, "collects system details and can send them out", severity=sev)
 
 
