@@ -486,6 +486,18 @@ SEVERITY_PATHS = {
         "setup.py", 3, S.MEDIUM, "a build tool started from setup.py"),
     "pv102-unnamed-shipped-script": SevPath("PV102", {"setup.py": _SETUP, "run.sh": _RUN_SH},
         "run.sh", 2, S.MEDIUM, "a shipped script that no install-time code names"),
+    "pv102-script-listed-as-an-asset": SevPath("PV102", {
+        "PKG-INFO": _PKG_INFO, "mypkg/__init__.py": (
+            "ASSETS = ['static/bundle.js', 'static/run.sh']\n"), "mypkg/static/run.sh": _RUN_SH},
+        "mypkg/static/run.sh", 2, S.MEDIUM,
+        "a script named in an asset list on import, by code that starts no program"),
+    "pv102-script-started-on-import": SevPath("PV102", {
+        "PKG-INFO": _PKG_INFO, "mypkg/__init__.py": (
+            "import subprocess\n"
+            "\n"
+            "SCRIPT = 'run.sh'\n"
+            "subprocess.run(['sh', SCRIPT], check=False)\n"), "mypkg/run.sh": _RUN_SH},
+        "mypkg/run.sh", 2, S.HIGH, "a script named by import-time code that starts programs"),
     "pv102-base64-to-bash": SevPath("PV102", {"setup.py": (
         "import os\n"
         "\n"
@@ -508,6 +520,18 @@ SEVERITY_PATHS = {
         "PKG-INFO": _PKG_INFO, "mypkg/__init__.py": "", "tests/test_update.py": _dropper(
             "http://1.2.3.4/agent.bin")},
         "tests/test_update.py", 7, S.MEDIUM, "run-time findings in test folders: capped"),
+    "pv203-raw-ip-in-bundled-virtualenv": SevPath("PV203", {
+        "PKG-INFO": _PKG_INFO, "mypkg/__init__.py": "",
+        "venv/lib/python3.11/site-packages/updater/core.py": _dropper(
+            "http://1.2.3.4/agent.bin")},
+        "venv/lib/python3.11/site-packages/updater/core.py", 7, S.MEDIUM,
+        "run-time code of a virtualenv shipped by mistake: capped"),
+    "pv203-raw-ip-in-bdist-dumb-site-packages": SevPath("PV203", {
+        "PKG-INFO": _PKG_INFO,
+        "Program Files/Python311/Lib/site-packages/mypkg/update.py": _dropper(
+            "http://1.2.3.4/agent.bin")},
+        "Program Files/Python311/Lib/site-packages/mypkg/update.py", 7, S.HIGH,
+        "a built distribution's install tree is the package itself: not capped"),
     "pv204-xor-literal-in-cmdclass": SevPath("PV204", {"setup.py": _xor_setup()},
         "setup.py", 14, S.HIGH, "install-time exec beside a scrambled literal"),
     "pv205-run-time": SevPath("PV205", {
@@ -973,6 +997,10 @@ def test_capped_finding_in_tests_says_so(tmp_path: Path) -> None:
     result = scan_target(_write(tmp_path / "pkg", SEVERITY_PATHS["pv203-raw-ip-in-tests"].files))
     (f,) = [f for f in result.findings if f.rule_id == "PV203"]
     assert f.message.endswith("(in tests: capped at medium)"), f.message
+    result = scan_target(_write(tmp_path / "venv-pkg", SEVERITY_PATHS[
+        "pv203-raw-ip-in-bundled-virtualenv"].files))
+    (f,) = [f for f in result.findings if f.rule_id == "PV203"]
+    assert f.message.endswith("(in a bundled virtualenv: capped at medium)"), f.message
 
 
 def test_xor_fixture_is_what_it_claims() -> None:

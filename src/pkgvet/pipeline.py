@@ -207,20 +207,30 @@ _TEST_PATH = re.compile(
 )
 
 
+# A virtualenv shipped inside the package by mistake (``venv/Lib/site-packages/``,
+# ``.venv/lib/python3.11/site-packages/``, ``.tox/py311/...``): other projects' code, which
+# installing or importing the package never runs. A built distribution's own install tree
+# (``Program Files/Python311/Lib/site-packages/`` in a bdist_dumb) is not one.
+_BUNDLED_ENV_PATH = re.compile(
+    r"(?:^|/)(?:[^/]*env[^/]*|\.tox/[^/]+|\.nox/[^/]+)/(?:Lib|lib/python[0-9.]*)/site-packages/"
+)
+
+
 def _cap_in_tests(f: Finding) -> Finding:
-    """Run-time code in test suites, examples and docs is never executed by installing or
-    importing a package: its findings are capped at medium (install-, import-time and decoded
-    ones are not)."""
-    if (
-        f.severity > Severity.MEDIUM
-        and f.trigger is Trigger.RUNTIME
-        and not f.decoded_depth
-        and _TEST_PATH.search(f.path.rsplit("!", 1)[-1])
-    ):
-        return dataclasses.replace(
-            f, severity=Severity.MEDIUM, message=f"{f.message} (in tests: capped at medium)"
-        )
-    return f
+    """Run-time code in test suites, examples, docs and bundled virtualenvs is never executed
+    by installing or importing a package: its findings are capped at medium (install-,
+    import-time and decoded ones are not)."""
+    if f.severity <= Severity.MEDIUM or f.trigger is not Trigger.RUNTIME or f.decoded_depth:
+        return f
+    path = f.path.rsplit("!", 1)[-1]
+    where = "tests" if _TEST_PATH.search(path) else None
+    if where is None and _BUNDLED_ENV_PATH.search(path):
+        where = "a bundled virtualenv"
+    if where is None:
+        return f
+    return dataclasses.replace(
+        f, severity=Severity.MEDIUM, message=f"{f.message} (in {where}: capped at medium)"
+    )
 
 
 def scan_target(

@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import ast
 import inspect
+import re
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 
+from pkgvet.analysis.apis import Cap, capability_of
 from pkgvet.analysis.context import WRITTEN_SCRIPT_SUFFIXES, FileContext, PackageContext
 from pkgvet.models import Category, Confidence, Finding, Severity, Trigger
 
@@ -193,3 +195,31 @@ def writes_file(f: FileContext) -> bool:
         if not isinstance(mode, str) or "w" in mode or "+" in mode:
             return True
     return any(c.qualname.endswith(".write_bytes") for c in f.calls)
+
+
+_TEST_DIR = re.compile(r"(?:^|/)(?:tests?|testing|testdata|test_data)/")
+
+
+def started_by_code(pkg: PackageContext, base: str, member: str) -> bool:
+    """The shipped file ``base`` (the archive member ``member``) is started: its name appears
+    on the line of a process/chmod call, or, for a file outside test folders, in a setup.py or
+    package ``__init__`` that runs programs, at code that runs on install or import
+    (:func:`eager`: not under a maintainer command, not in a function nothing calls on load).
+    A name in a registry of assets (a JavaScript bundle listed by a web framework) starts
+    nothing; neither does a library path handed to ``ctypes`` by a module the package imports."""
+    if len(base) <= 3:
+        return False
+    in_tests = _TEST_DIR.search(member) is not None
+    for f in pkg.all_files():
+        if Cap.PROCESS not in f.caps and Cap.CHMOD not in f.caps:
+            continue
+        run_lines = {
+            c.line for c in f.calls if capability_of(c.qualname) in (Cap.PROCESS, Cap.CHMOD)
+        }
+        for s, line in f.strings:
+            if base in s and (
+                line in run_lines
+                or (not in_tests and f.trigger is not Trigger.RUNTIME and eager(f, line))
+            ):
+                return True
+    return False

@@ -19,7 +19,7 @@ from pkgvet.analysis.context import (
 )
 from pkgvet.analysis.fold import DECODER_NAMES
 from pkgvet.models import Category, Confidence, Finding, Severity, Trigger
-from pkgvet.rules.base import RuleMeta, eager, rule, writes_file
+from pkgvet.rules.base import RuleMeta, eager, rule, started_by_code, writes_file
 from pkgvet.rules.indicators import (
     EXFIL_SERVICE,
     PASTE_SHARE,
@@ -267,11 +267,11 @@ def suspicious_shell_command(pkg: PackageContext, meta: RuleMeta) -> Iterator[Fi
         m = SHELL_HIGH.search(text)
         if m:
             line = text.count("\n", 0, m.start()) + 1
-            started = _named_by_install_code(pkg, member.rel.rsplit("/", 1)[-1])
+            started = started_by_code(pkg, member.rel.rsplit("/", 1)[-1], member.rel)
             yield meta.on_package(
                 member.path,
                 "shipped script fetches and runs code"
-                + (", and install-time code names it" if started else ""),
+                + (", and code that runs on install or import starts it" if started else ""),
                 evidence=m.group(0),
                 line=line,
                 severity=Severity.HIGH if started else Severity.MEDIUM,
@@ -287,12 +287,6 @@ def _points_outside(text: str) -> bool:
 
 
 _BARE_IP_PORT = re.compile(r"\b(\d{1,3}(?:\.\d{1,3}){3}):\d{2,5}\b")
-
-
-def _named_by_install_code(pkg: PackageContext, name: str) -> bool:
-    return any(
-        name in s for f in pkg.all_files() if f.trigger is not Trigger.RUNTIME for s, _ in f.strings
-    )
 
 
 @rule(

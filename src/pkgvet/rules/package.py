@@ -21,7 +21,7 @@ from pkgvet.analysis.apis import Cap, capability_of
 from pkgvet.analysis.context import PackageContext
 from pkgvet.archive import EXECUTABLE_MAGIC
 from pkgvet.models import Category, Confidence, Finding, Severity, Trigger
-from pkgvet.rules.base import RuleMeta, rule
+from pkgvet.rules.base import RuleMeta, rule, started_by_code
 from pkgvet.typosquat import closest_popular
 
 _HOOK_COMMANDS = frozenset(
@@ -183,7 +183,7 @@ def bundled_binary(pkg: PackageContext, meta: RuleMeta) -> Iterator[Finding]:
         if wheel and (".so." in low or low.endswith((".so", ".pyd", ".dylib", ".dll"))):
             continue
         disguised = low.rsplit(".", 1)[-1] in _INNOCENT_EXTENSIONS and "." in low
-        named = _started_by_code(pkg, base, in_tests=_TEST_DIR.search(m.rel) is not None)
+        named = started_by_code(pkg, base, m.rel)
         if disguised or named:
             sev = Severity.HIGH
         else:
@@ -194,28 +194,6 @@ def bundled_binary(pkg: PackageContext, meta: RuleMeta) -> Iterator[Finding]:
             else ("started by the package's code" if named else "shipped")
         )
         yield meta.on_package(m.path, f"{kind} executable {why}", severity=sev)
-
-
-_TEST_DIR = re.compile(r"(?:^|/)(?:tests?|testing|testdata|test_data)/")
-
-
-def _started_by_code(pkg: PackageContext, base: str, in_tests: bool) -> bool:
-    """The file name appears on the line of a process/chmod call, or, for a binary outside
-    test folders, anywhere in install- or import-time code that runs programs."""
-    if len(base) <= 3:
-        return False
-    for f in pkg.all_files():
-        if Cap.PROCESS not in f.caps and Cap.CHMOD not in f.caps:
-            continue
-        run_lines = {
-            c.line for c in f.calls if capability_of(c.qualname) in (Cap.PROCESS, Cap.CHMOD)
-        }
-        for s, line in f.strings:
-            if base in s and (
-                line in run_lines or (not in_tests and f.trigger is not Trigger.RUNTIME)
-            ):
-                return True
-    return False
 
 
 @rule(
