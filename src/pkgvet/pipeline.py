@@ -141,7 +141,7 @@ def _analyse_unpaused(
             IndexError,
         ) as exc:  # a rule bug must not lose the package
             result.skips.append(Skip("*", f"rule {r.meta.id} failed: {type(exc).__name__}"))
-    findings = [_cap_in_tests(f) for f in findings]
+    findings = [_cap_never_run(f) for f in findings]
     result.findings = sorted(
         (f for f in findings if f.severity >= config.min_severity),
         key=lambda f: (-f.severity.rank, f.path, f.line, f.rule_id),
@@ -216,7 +216,7 @@ _BUNDLED_ENV_PATH = re.compile(
 )
 
 
-def _cap_in_tests(f: Finding) -> Finding:
+def _cap_never_run(f: Finding) -> Finding:
     """Run-time code in test suites, examples, docs and bundled virtualenvs is never executed
     by installing or importing a package: its findings are capped at medium (install-,
     import-time and decoded ones are not)."""
