@@ -23,6 +23,9 @@ from pkgvet.rules.indicators import (
 )
 
 _SENDS = (Cap.NETWORK, Cap.SOCKET, Cap.DNS, Cap.DOWNLOAD)
+# The attribute references of a file include its callees (``socket.gethostbyname`` of a call);
+# DNS lookups are judged by their calls, whose argument says whose name is looked up.
+_SENDS_BY_REFERENCE = (Cap.NETWORK, Cap.SOCKET, Cap.DOWNLOAD)
 
 
 def sends(f: FileContext) -> bool:
@@ -41,14 +44,10 @@ def sends_on_load(f: FileContext) -> bool:
             f, c.line
         ):
             return True
-    # a DNS function handed over (rather than called) is the lookup indexed above
     return any(
         reference_capability(r) in _SENDS_BY_REFERENCE and eager(f, line)
         for r, line in f.refs.items()
     )
-
-
-_SENDS_BY_REFERENCE = (Cap.NETWORK, Cap.SOCKET, Cap.DOWNLOAD)
 
 
 def _resolves_own_host(f: FileContext, node: ast.Call | None) -> bool:
