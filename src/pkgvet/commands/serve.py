@@ -62,6 +62,13 @@ _DB_HELP = (
     help="Address-space limit of each worker process (default 2048; 0: none).",
 )
 @click.option("--blob-dir", default=None, help="Where uploads are kept (default <db>.blobs).")
+@click.option(
+    "--keep-uploads-days",
+    type=float,
+    default=None,
+    help="Days an uploaded file is kept after its last scan (default 30; 0: remove once "
+    "scanned; inf: keep always).",
+)
 @click.option("--index-url", default=None, help="Index for name requests (default PyPI).")
 @click.option("--no-model", is_flag=True, default=False, help="Rules-only verdicts.")
 @click.option("--log-level", default="info", show_default=True, help="uvicorn's log level.")
@@ -77,6 +84,7 @@ def serve_command(
     hard_timeout: float | None,
     max_memory_mb: int | None,
     blob_dir: str | None,
+    keep_uploads_days: float | None,
     index_url: str | None,
     no_model: bool,
     log_level: str,
@@ -106,6 +114,7 @@ def serve_command(
                 hard_timeout_s=hard_timeout,
                 max_memory_mb=max_memory_mb,
                 blob_dir=blob_dir,
+                keep_uploads_days=keep_uploads_days,
                 index_url=index_url,
                 use_model=False if no_model else None,
             )

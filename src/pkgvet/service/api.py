@@ -28,6 +28,7 @@ import os
 import re
 import tempfile
 from datetime import datetime
+from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from fastapi import (
@@ -260,16 +261,30 @@ def _store_blob(
             raise HTTPException(422, "the uploaded file is empty")
         sha = digest.hexdigest()
         final = root / sha[:2] / sha / filename
-        final.parent.mkdir(parents=True, exist_ok=True)
-        if final.is_file():
-            os.unlink(tmp)
-        else:
-            os.replace(tmp, final)
+        _place(tmp, final)
         return str(final), sha, size
     except BaseException:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
         raise
+
+
+def _place(tmp: str, final: Path) -> None:
+    """Move a finished upload to its place; a file already there (the same bytes under the same
+    name) is kept and marked fresh, so that the upload retention leaves it alone. The retention
+    may remove the file or its directory at the same moment: then place it again."""
+    for _ in range(3):
+        final.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            if final.is_file():
+                os.utime(final)
+                os.unlink(tmp)
+            else:
+                os.replace(tmp, final)
+            return
+        except FileNotFoundError:
+            continue
+    raise HTTPException(503, "the upload could not be stored; try again")
 
 
 def _parse_name(req: NameRequest) -> tuple[str, str | None]:

@@ -1,8 +1,9 @@
 """The ASGI application of ``pkgvet serve``: :func:`create_app`.
 
 At startup (the lifespan) the database is opened and migrated, the scan queue is started and
-every scan left ``queued`` or ``running`` by a previous run is queued again; at shutdown the
-workers are stopped. ``app.state`` holds ``settings``, ``store`` (:class:`ServiceStore`) and
+every scan left ``queued`` or ``running`` by a previous run is queued again, and the upload
+retention (:mod:`pkgvet.service.retention`) starts; at shutdown the workers are stopped.
+``app.state`` holds ``settings``, ``store`` (:class:`ServiceStore`) and
 ``queue`` (:class:`ScanQueue`) for the routes (see :mod:`pkgvet.service.deps`).
 
 Routes: the JSON API (:mod:`pkgvet.service.api`, under ``/api/v1``) and the triage pages
@@ -119,18 +120,22 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         from pkgvet.service.db import ServiceStore
         from pkgvet.service.jobs import ScanQueue
+        from pkgvet.service.retention import Retention
 
         store = ServiceStore(settings.database_url)
         settings.blobs.mkdir(parents=True, exist_ok=True)
         queue = ScanQueue(store, settings)
+        retention = Retention(store, settings.blobs, settings.keep_uploads_days)
         app.state.store = store
         app.state.queue = queue
         requeued = queue.start()
         if requeued:
             log.warning("queued %d unfinished scans of a previous run again", requeued)
+        retention.start()
         try:
             yield
         finally:
+            retention.stop()
             queue.stop()
             store.close()
 

@@ -710,6 +710,58 @@ class ServiceStore:
             ).scalar_one()
         )
 
+    # -- kept uploads -------------------------------------------------------------------------
+
+    def kept_blobs(self, finished_before: datetime) -> list[tuple[int, str]]:
+        """(release id, blob path) of every release whose bytes are still kept, with no scan
+        waiting or running, and whose last scan finished before ``finished_before``: what the
+        upload retention may remove (:mod:`pkgvet.service.retention`)."""
+        active = (
+            sa.select(scans.c.id)
+            .where(scans.c.release_id == releases.c.id)
+            .where(scans.c.status.in_(("queued", "running")))
+            .exists()
+        )
+        last = (
+            sa.select(sa.func.max(scans.c.finished_at))
+            .where(scans.c.release_id == releases.c.id)
+            .scalar_subquery()
+        )
+        stmt = (
+            sa.select(releases.c.id, releases.c.blob_path)
+            .where(releases.c.blob_path.is_not(None), ~active, last < finished_before)
+            .order_by(releases.c.id)
+        )
+        with self.engine.connect() as conn:
+            return [(int(r.id), str(r.blob_path)) for r in conn.execute(stmt)]
+
+    def forget_blob(self, release_id: int, blob_path: str) -> bool:
+        """Record that a release's bytes are no longer kept, unless a scan of it is waiting or
+        running, or its path changed; True when it was recorded (the caller then removes the
+        file)."""
+        active = (
+            sa.select(scans.c.id)
+            .where(scans.c.release_id == release_id)
+            .where(scans.c.status.in_(("queued", "running")))
+            .exists()
+        )
+        with self._write() as conn:
+            done = conn.execute(
+                releases.update()
+                .where(releases.c.id == release_id, releases.c.blob_path == blob_path, ~active)
+                .values(blob_path=None)
+            )
+            return bool(done.rowcount)
+
+    def restore_blob(self, release_id: int, blob_path: str) -> None:
+        """Undo :meth:`forget_blob` (the file was uploaded again meanwhile)."""
+        with self._write() as conn:
+            conn.execute(
+                releases.update()
+                .where(releases.c.id == release_id, releases.c.blob_path.is_(None))
+                .values(blob_path=blob_path)
+            )
+
     # -- reading ------------------------------------------------------------------------------
 
     def get_scan(

@@ -16,6 +16,7 @@ setting                    environment variable           default
 ``max_memory_mb``          ``PKGVET_MAX_MEMORY_MB``       2048 (RLIMIT_AS of each worker)
 ``max_tasks_per_worker``   ``PKGVET_MAX_TASKS``           200 (then the worker is replaced)
 ``max_queued``             ``PKGVET_MAX_QUEUED``          10000 (more: 503, retry later)
+``keep_uploads_days``      ``PKGVET_KEEP_UPLOADS_DAYS``   30 (after the last scan; ``inf``: always)
 ``index_url``              ``PKGVET_INDEX_URL``           ``$PIP_INDEX_URL``, else PyPI
 ``use_model``              ``PKGVET_NO_MODEL=1`` → off    on
 ``session_secret``         ``PKGVET_SESSION_SECRET``      random per start (UI sessions)
@@ -54,6 +55,7 @@ class ServiceSettings:
     max_memory_mb: int = 2048
     max_tasks_per_worker: int = 200
     max_queued: int = 10_000
+    keep_uploads_days: float = 30.0
     index_url: str | None = None
     use_model: bool = True
     session_secret: str | None = None  # signs the triage pages' session cookies
@@ -97,6 +99,8 @@ class ServiceSettings:
                 raise SettingsError(f"{name} must be positive")
         if self.hard_timeout_s is not None and self.hard_timeout_s <= 0:
             raise SettingsError("hard_timeout_s must be positive")
+        if not self.keep_uploads_days >= 0:  # NaN too
+            raise SettingsError("keep_uploads_days must be 0 or more (inf: keep uploads always)")
         if self.max_memory_mb < 0:
             raise SettingsError("max_memory_mb must be 0 (no limit) or more")
         return self
@@ -119,6 +123,7 @@ _ENV: dict[str, tuple[str, type]] = {
     "max_memory_mb": ("PKGVET_MAX_MEMORY_MB", int),
     "max_tasks_per_worker": ("PKGVET_MAX_TASKS", int),
     "max_queued": ("PKGVET_MAX_QUEUED", int),
+    "keep_uploads_days": ("PKGVET_KEEP_UPLOADS_DAYS", float),
     "index_url": ("PKGVET_INDEX_URL", str),
     "session_secret": ("PKGVET_SESSION_SECRET", str),
 }
