@@ -223,7 +223,20 @@ def test_submit_by_name_from_an_index(
         assert up.json()["release_id"] == scan["release_id"]
 
         unpinned = c.post("/api/v1/scans/name", json={"name": "zzclean"})
-        assert wait_scan(c, unpinned.json()["scan_id"])["verdict"] == "clean"
+        assert unpinned.status_code == 202
+        scanned = wait_scan(c, unpinned.json()["scan_id"])
+        assert scanned["verdict"] == "clean" and scanned["requested"] == "zzclean==1.0"
+        # pinned to the latest release first: asked again, the scan of that release answers
+        again = c.post("/api/v1/scans/name", json={"name": "zzclean"})
+        assert again.status_code == 200 and again.json()["scan_id"] == scanned["id"]
+        # ... until a newer release appears, or force is asked for
+        index.add("zzclean", "1.1", "zzclean-1.1.tar.gz", body=clean(version="1.1"))
+        newer = c.post("/api/v1/scans/name", json={"name": "zzclean"})
+        assert newer.status_code == 202
+        assert wait_scan(c, newer.json()["scan_id"])["requested"] == "zzclean==1.1"
+        forced = c.post("/api/v1/scans/name", json={"name": "zzclean", "force": True})
+        assert forced.status_code == 202 and forced.json()["scan_id"] != newer.json()["scan_id"]
+        assert wait_scan(c, forced.json()["scan_id"])["requested"] == "zzclean"
         absent = c.post("/api/v1/scans/name", json={"name": "zznothere", "version": "1"})
         missing = wait_scan(c, absent.json()["scan_id"])
         assert missing["status"] == "error" and "zznothere" in missing["error"]

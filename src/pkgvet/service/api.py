@@ -7,8 +7,8 @@ Writes (``POST``) need an API token (:mod:`pkgvet.service.auth`); reads are open
   is kept (so a restart can scan it) and hashed; the same bytes under the same file name again
   return the existing scan (200) unless ``force``; a new scan is 202. Over the upload cap: 413.
 - ``POST /scans/name`` (JSON ``{"name", "version", "force"}``): fetch a release from the index
-  (its JSON API, sha256-checked) and scan it; a pinned request already answered returns that
-  scan (200).
+  (its JSON API, sha256-checked) and scan it; a request for a release scanned before returns
+  that scan (200). An unpinned request is pinned to the index's latest release first.
 - ``GET /scans/{id}``: status, verdict, score, categories, findings with decoded payloads, and
   the full ``pkgvet scan --format json`` document once done; ``GET /scans``: recent scans.
 - ``GET /releases``: releases with their latest scan, filtered by ``verdict``, ``min_score``,
@@ -25,6 +25,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
+import random
 import re
 import tempfile
 from datetime import datetime
@@ -47,10 +48,11 @@ from fastapi import (
 from pydantic import BaseModel, Field
 
 from pkgvet import __version__
+from pkgvet.collect.index import IndexClient
 from pkgvet.models import Category
 from pkgvet.service.auth import require_token
 from pkgvet.service.db import DECISION_LABELS, SCAN_STATUSES, ServiceStore, Submitted, Token
-from pkgvet.service.deps import get_queue, get_settings, get_store
+from pkgvet.service.deps import get_index, get_queue, get_settings, get_store
 from pkgvet.service.jobs import ScanQueue
 from pkgvet.service.settings import ServiceSettings
 
@@ -65,6 +67,7 @@ Store = Annotated[ServiceStore, Depends(get_store)]
 Queue = Annotated[ScanQueue, Depends(get_queue)]
 Settings = Annotated[ServiceSettings, Depends(get_settings)]
 Writer = Annotated[Token, Depends(require_token)]
+Index = Annotated[IndexClient, Depends(get_index)]
 Verdict = Literal["malicious", "suspicious", "clean", "error"]
 
 
@@ -363,11 +366,27 @@ def submit_name(
     store: Store,
     queue: Queue,
     settings: Settings,
+    index: Index,
 ) -> Submission:
     name, version = _parse_name(req)
     _check_capacity(queue, settings)
+    if version is None and not req.force:
+        version = _latest_version(index, name)
     sub = store.submit_name(name, version, force=req.force, submitted_by=token.name)
     return _answer(sub, queue, response)
+
+
+def _latest_version(index: IndexClient, name: str) -> str | None:
+    """The release an unpinned request would scan (the index's latest with a usable file, as
+    the worker chooses it), so that a release scanned before is answered from its scan; None
+    when the index does not tell (the request is then queued unpinned, and the worker asks
+    again and reports what went wrong)."""
+    from pkgvet.collect.index import CollectError, choose_version
+
+    try:
+        return choose_version(index.project(name), "latest", random.Random(0))
+    except (CollectError, OSError):
+        return None
 
 
 @router.get("/scans/{scan_id}", response_model=ScanOut, summary="One scan and its result")

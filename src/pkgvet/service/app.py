@@ -3,8 +3,9 @@
 At startup (the lifespan) the database is opened and migrated, the scan queue is started and
 every scan left ``queued`` or ``running`` by a previous run is queued again, and the upload
 retention (:mod:`pkgvet.service.retention`) starts; at shutdown the workers are stopped.
-``app.state`` holds ``settings``, ``store`` (:class:`ServiceStore`) and
-``queue`` (:class:`ScanQueue`) for the routes (see :mod:`pkgvet.service.deps`).
+``app.state`` holds ``settings``, ``store`` (:class:`ServiceStore`), ``queue``
+(:class:`ScanQueue`) and ``index`` (the index client) for the routes (see
+:mod:`pkgvet.service.deps`).
 
 Routes: the JSON API (:mod:`pkgvet.service.api`, under ``/api/v1``) and the triage pages
 (:mod:`pkgvet.service.ui`, when present). A request body larger than the upload cap (plus room
@@ -118,6 +119,7 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        from pkgvet.collect.index import IndexClient
         from pkgvet.service.db import ServiceStore
         from pkgvet.service.jobs import ScanQueue
         from pkgvet.service.retention import Retention
@@ -128,6 +130,8 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
         retention = Retention(store, settings.blobs, settings.keep_uploads_days)
         app.state.store = store
         app.state.queue = queue
+        # resolves unpinned name requests (quickly: the worker tries again if this fails)
+        app.state.index = IndexClient(settings.index_url, timeout=10, retries=1)
         requeued = queue.start()
         if requeued:
             log.warning("queued %d unfinished scans of a previous run again", requeued)
@@ -137,6 +141,7 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
         finally:
             retention.stop()
             queue.stop()
+            app.state.index.close()
             store.close()
 
     app = FastAPI(
