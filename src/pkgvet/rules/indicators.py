@@ -419,13 +419,37 @@ HIDDEN_BY_WHITESPACE = Indicator(
 _PRIVATE_NETS = ("127.", "0.", "10.", "192.168.", "169.254.", "255.")
 
 
+# Addresses that stand for "some server" in examples, tests and settings templates, and
+# example.com's own: no attacker's endpoint (none occurs in the shared malware set).
+_PLACEHOLDER_IPS = frozenset(
+    {
+        "1.2.3.4",
+        "4.3.2.1",
+        "11.22.33.44",
+        "12.34.56.78",
+        "123.45.67.8",
+        "123.45.67.89",
+        "93.184.216.34",
+    }
+)
+
+
+def placeholder_ip(ip: str) -> bool:
+    """An address of examples: one of :data:`_PLACEHOLDER_IPS`, or four equal numbers
+    (``2.2.2.2``, ``125.125.125.125``)."""
+    return ip in _PLACEHOLDER_IPS or len(set(ip.split("."))) == 1
+
+
 def public_ip(ip: str) -> bool:
+    """An IPv4 address a server on the internet could have: not private, loopback, reserved,
+    multicast or link-local, and not a placeholder of examples (:func:`placeholder_ip`)."""
     try:
         addr = ipaddress.IPv4Address(ip)
     except ValueError:
         return False
     return not (
-        addr.is_private
+        placeholder_ip(ip)
+        or addr.is_private
         or addr.is_loopback
         or addr.is_unspecified
         or addr.is_reserved

@@ -9,7 +9,7 @@ from collections.abc import Iterator
 from pkgvet.analysis.apis import Cap
 from pkgvet.analysis.context import CallSite, FileContext, PackageContext
 from pkgvet.models import Category, Confidence, Finding, Severity, Trigger
-from pkgvet.rules.base import RuleMeta, eager, rule
+from pkgvet.rules.base import RuleMeta, eager, rule, trigger_at
 from pkgvet.rules.indicators import (
     EXFIL_SERVICE,
     PASTE_SHARE,
@@ -69,7 +69,7 @@ def exfiltration_service(pkg: PackageContext, meta: RuleMeta) -> Iterator[Findin
             break
         else:
             for line, text in search_strings(f, PASTE_SHARE):
-                sev = Severity.HIGH if f.trigger is Trigger.INSTALL else Severity.MEDIUM
+                sev = Severity.HIGH if trigger_at(f, line) is Trigger.INSTALL else Severity.MEDIUM
                 yield meta.at(
                     f,
                     line,
@@ -91,8 +91,9 @@ def exfiltration_service(pkg: PackageContext, meta: RuleMeta) -> Iterator[Findin
     "CWE-200",
 )
 def raw_ip_endpoint(pkg: PackageContext, meta: RuleMeta) -> Iterator[Finding]:
-    """A URL or socket address on a literal public IPv4 address. High in install- or
-    import-time code that can reach the network, medium otherwise."""
+    """A URL or socket address on a literal public IPv4 address (not a resolver, nor an
+    address of examples such as 1.2.3.4 or 2.2.2.2). High in install- or import-time code that
+    can reach the network, medium otherwise."""
     for f in pkg.all_files():
         hit = _ip_url(f) or _socket_ip(f)
         if hit is None:

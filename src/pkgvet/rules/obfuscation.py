@@ -14,7 +14,7 @@ from pkgvet.analysis.context import PackageContext, entropy, evaluated_name
 from pkgvet.analysis.keywords import KeywordHits
 from pkgvet.archive import EXECUTABLE_MAGIC
 from pkgvet.models import Category, Confidence, Finding, Severity, Trigger
-from pkgvet.rules.base import RuleMeta, eager, rule, writes_file
+from pkgvet.rules.base import RuleMeta, eager, rule, trigger_at, writes_file
 from pkgvet.rules.indicators import (
     HIDDEN_BY_WHITESPACE,
     OBFUSCATOR_COMMERCIAL,
@@ -119,13 +119,13 @@ def obfuscator_marker(pkg: PackageContext, meta: RuleMeta) -> Iterator[Finding]:
             continue
         found = _marker(f.text, OBFUSCATOR_COMMERCIAL, lowered, hits)
         if found:
+            install = trigger_at(f, found[0]) is Trigger.INSTALL
             yield meta.at(
                 f,
                 found[0],
-                "commercial code protector"
-                + (" in install-time code" if f.trigger is Trigger.INSTALL else ""),
+                "commercial code protector" + (" in install-time code" if install else ""),
                 evidence=found[1],
-                severity=Severity.HIGH if f.trigger is Trigger.INSTALL else Severity.MEDIUM,
+                severity=Severity.HIGH if install else Severity.MEDIUM,
                 confidence=Confidence.MEDIUM,
             )
 
