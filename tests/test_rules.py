@@ -659,6 +659,41 @@ SEVERITY_PATHS = {
         "if command in ('publish', 'release'):\n"
         "    publish()\n")},
         "setup.py", 5, S.LOW, "a function only a maintainer command calls"),
+    "pv101-rm-of-build-folders": SevPath("PV101", {"setup.py": (
+        "import os\n"
+        "from setuptools import setup\n"
+        "\n"
+        "os.system('rm -vrf ./build ./dist ./*.pyc ./*.egg-info')\n"
+        "setup(name='x')\n")},
+        "setup.py", 4, S.MEDIUM, "a build cleaning its own folders"),
+    "pv101-rm-of-home": SevPath("PV101", {"setup.py": (
+        "import os\n"
+        "from setuptools import setup\n"
+        "\n"
+        "os.system('rm -rf ~/.config')\n"
+        "setup(name='x')\n")},
+        "setup.py", 4, S.HIGH, "rm outside the source tree"),
+    "pv101-rm-chained": SevPath("PV101", {"setup.py": (
+        "import os\n"
+        "from setuptools import setup\n"
+        "\n"
+        "os.system('rm -rf build; id > out.txt')\n"
+        "setup(name='x')\n")},
+        "setup.py", 4, S.HIGH, "a cleanup with another command chained to it"),
+    "pv101-rm-parent-folder": SevPath("PV101", {"setup.py": (
+        "import subprocess\n"
+        "from setuptools import setup\n"
+        "\n"
+        "subprocess.run(['rm', '-rf', 'build/../../docs'])\n"
+        "setup(name='x')\n")},
+        "setup.py", 4, S.HIGH, "rm climbing out of the source tree"),
+    "pv101-cpu-probe": SevPath("PV101", {"setup.py": (
+        "import subprocess\n"
+        "from setuptools import setup\n"
+        "\n"
+        "CORES = subprocess.run(['lscpu', '--parse=core'], capture_output=True).stdout\n"
+        "setup(name='x')\n")},
+        "setup.py", 4, S.MEDIUM, "a hardware probe, like nproc"),
     "pv101-install-guard": SevPath("PV101", {"setup.py": (
         "import os\n"
         "import sys\n"

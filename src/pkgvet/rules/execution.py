@@ -56,7 +56,8 @@ def process_execution(pkg: PackageContext, meta: RuleMeta) -> Iterator[Finding]:
     starts a program, named by a constant, that is not a build tool (compilers, build systems,
     version control, pkg-config, the interpreter, pip...): ``dir``, ``env``, ``whoami``,
     ``echo``, a binary in a temp folder (``clear``, ``cls``, ``color`` and ``title`` only redraw
-    the terminal and stay medium). Command strings that look like droppers or shells are PV102.
+    the terminal, and ``rm`` of files inside the source tree cleans a build: they stay
+    medium). Command strings that look like droppers or shells are PV102.
     """
     for f in pkg.all_files():
         if Cap.PROCESS not in f.caps:
@@ -66,10 +67,7 @@ def process_execution(pkg: PackageContext, meta: RuleMeta) -> Iterator[Finding]:
             (
                 (c, cmd)
                 for c in sites
-                if eager(f, c.line)
-                and (cmd := _constant_command(f, c))
-                and program_name(cmd) not in _BUILD_TOOLS
-                and program_name(cmd) not in _TERMINAL_COMMANDS
+                if eager(f, c.line) and (cmd := _constant_command(f, c)) and _foreign(cmd)
             ),
             None,
         )
@@ -91,6 +89,33 @@ def process_execution(pkg: PackageContext, meta: RuleMeta) -> Iterator[Finding]:
             f"calls {', '.join(names[:4])}",
             severity=Severity.LOW if dormant else _PROCESS_SEVERITY.get(f.trigger, Severity.LOW),
         )
+
+
+def _foreign(cmd: str) -> bool:
+    """A command no build runs: not a build tool, not a terminal redraw, and not ``rm`` of
+    files inside the source tree (``rm -rf build dist *.egg-info``)."""
+    program = program_name(cmd)
+    if program in _BUILD_TOOLS or program in _TERMINAL_COMMANDS:
+        return False
+    return not (
+        program == "rm"
+        and not any(c in cmd for c in ";&|<>`$\n")  # one command, nothing chained
+        and _inside_tree(cmd.split()[1:])
+    )
+
+
+def _inside_tree(args: list[str]) -> bool:
+    """Command-line arguments that name only paths inside the current folder: options, and
+    relative paths with no ``..``, home, variable or drive part (``./build``, ``*.pyc``)."""
+    paths = [a.strip("\"'") for a in args if not a.startswith("-")]
+    return bool(paths) and all(
+        p
+        and not p.startswith(("/", "~", "$", "%", "\\"))
+        and ":" not in p
+        and ".." not in p.replace("\\", "/").split("/")
+        and p.strip("./*") != ""
+        for p in paths
+    )
 
 
 # Commands that only redraw the terminal or its window (a console program clearing the screen
@@ -199,6 +224,10 @@ _BUILD_TOOLS = frozenset(
         "cmd",
         "powershell",
         "nvidia-smi",
+        "rocm-smi",
+        "hl-smi",
+        "lscpu",
+        "ldd",
         "rocminfo",
         "hipconfig",
         "mysql_config",
