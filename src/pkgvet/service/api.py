@@ -48,7 +48,7 @@ from fastapi import (
 from pydantic import BaseModel, Field
 
 from pkgvet import __version__
-from pkgvet.collect.index import IndexClient
+from pkgvet.collect.index import CollectError, IndexClient, choose_version
 from pkgvet.models import Category
 from pkgvet.service.auth import require_token
 from pkgvet.service.db import DECISION_LABELS, SCAN_STATUSES, ServiceStore, Submitted, Token
@@ -381,8 +381,6 @@ def _latest_version(index: IndexClient, name: str) -> str | None:
     the worker chooses it), so that a release scanned before is answered from its scan; None
     when the index does not tell (the request is then queued unpinned, and the worker asks
     again and reports what went wrong)."""
-    from pkgvet.collect.index import CollectError, choose_version
-
     try:
         return choose_version(index.project(name), "latest", random.Random(0))
     except (CollectError, OSError):

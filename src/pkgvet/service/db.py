@@ -716,12 +716,6 @@ class ServiceStore:
         """(release id, blob path) of every release whose bytes are still kept, with no scan
         waiting or running, and whose last scan finished before ``finished_before``: what the
         upload retention may remove (:mod:`pkgvet.service.retention`)."""
-        active = (
-            sa.select(scans.c.id)
-            .where(scans.c.release_id == releases.c.id)
-            .where(scans.c.status.in_(("queued", "running")))
-            .exists()
-        )
         last = (
             sa.select(sa.func.max(scans.c.finished_at))
             .where(scans.c.release_id == releases.c.id)
@@ -729,7 +723,11 @@ class ServiceStore:
         )
         stmt = (
             sa.select(releases.c.id, releases.c.blob_path)
-            .where(releases.c.blob_path.is_not(None), ~active, last < finished_before)
+            .where(
+                releases.c.blob_path.is_not(None),
+                ~_scan_waiting(releases.c.id),
+                last < finished_before,
+            )
             .order_by(releases.c.id)
         )
         with self.engine.connect() as conn:
@@ -739,16 +737,14 @@ class ServiceStore:
         """Record that a release's bytes are no longer kept, unless a scan of it is waiting or
         running, or its path changed; True when it was recorded (the caller then removes the
         file)."""
-        active = (
-            sa.select(scans.c.id)
-            .where(scans.c.release_id == release_id)
-            .where(scans.c.status.in_(("queued", "running")))
-            .exists()
-        )
         with self._write() as conn:
             done = conn.execute(
                 releases.update()
-                .where(releases.c.id == release_id, releases.c.blob_path == blob_path, ~active)
+                .where(
+                    releases.c.id == release_id,
+                    releases.c.blob_path == blob_path,
+                    ~_scan_waiting(release_id),
+                )
                 .values(blob_path=None)
             )
             return bool(done.rowcount)
@@ -1383,6 +1379,16 @@ def _token(m: Mapping[Any, Any]) -> Token:
     revoked = m["revoked_at"]
     return Token(
         int(m["id"]), m["name"], _aware(m["created_at"]), _aware(revoked) if revoked else None
+    )
+
+
+def _scan_waiting(release: Any) -> sa.Exists:
+    """Whether a scan of ``release`` (an id, or the releases table's id column) is queued or
+    running."""
+    return (
+        sa.select(scans.c.id)
+        .where(scans.c.release_id == release, scans.c.status.in_(("queued", "running")))
+        .exists()
     )
 
 
