@@ -879,6 +879,12 @@ class FileContext:
     def lines(self) -> list[str]:
         return self.text.splitlines()
 
+    @cached_property
+    def run_lines(self) -> frozenset[int]:
+        """Lines of calls that start a process or change a file's mode (read once parsed)."""
+        run = (Cap.PROCESS, Cap.CHMOD)
+        return frozenset(c.line for c in self.calls if capability_of(c.qualname) in run)
+
     def line_text(self, line: int) -> str:
         if 1 <= line <= len(self.lines):
             return self.lines[line - 1].strip()

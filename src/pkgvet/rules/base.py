@@ -14,7 +14,7 @@ import re
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 
-from pkgvet.analysis.apis import Cap, capability_of
+from pkgvet.analysis.apis import Cap
 from pkgvet.analysis.context import WRITTEN_SCRIPT_SUFFIXES, FileContext, PackageContext
 from pkgvet.models import Category, Confidence, Finding, Severity, Trigger
 
@@ -213,12 +213,9 @@ def started_by_code(pkg: PackageContext, base: str, member: str) -> bool:
     for f in pkg.all_files():
         if Cap.PROCESS not in f.caps and Cap.CHMOD not in f.caps:
             continue
-        run_lines = {
-            c.line for c in f.calls if capability_of(c.qualname) in (Cap.PROCESS, Cap.CHMOD)
-        }
         for s, line in f.strings:
             if base in s and (
-                line in run_lines
+                line in f.run_lines
                 or (not in_tests and f.trigger is not Trigger.RUNTIME and eager(f, line))
             ):
                 return True
