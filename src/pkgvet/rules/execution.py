@@ -26,6 +26,7 @@ from pkgvet.rules.indicators import (
     SHELL_HIGH,
     URL_IP,
     first_string_match,
+    names_only_index_hosts,
     public_ip,
     search_strings,
 )
@@ -482,7 +483,9 @@ def download_and_run(pkg: PackageContext, meta: RuleMeta) -> Iterator[Finding]:
     ``git.Repo.clone_from`` + a process). High in install- or
     import-time code, or when the file comes from a raw IP, a paste/file-sharing or tunnel host,
     or is started with ``os.startfile``; medium otherwise (updaters and driver managers
-    download and run binaries too)."""
+    download and run binaries too), and medium at install time when every URL the file names
+    is on the Python package index (setuptools' ``ez_setup.py`` and ``distribute_setup.py``
+    fetch setuptools from it, as installers do)."""
     for f in pkg.all_files():
         fetches = Cap.DOWNLOAD in f.caps or (Cap.NETWORK in f.caps and writes_file(f))
         runs = Cap.PROCESS in f.caps or Cap.CHMOD in f.caps
@@ -498,7 +501,8 @@ def download_and_run(pkg: PackageContext, meta: RuleMeta) -> Iterator[Finding]:
                 or first_string_match(f, EXFIL_SERVICE) is not None
                 or any(c.qualname == "os.startfile" for c in f.calls)
             )
-            live = eager(f, line) or shady
+            # setuptools' bootstrap scripts fetch from the package index, as installers do
+            live = (eager(f, line) and not names_only_index_hosts(f)) or shady
             yield meta.at(
                 f,
                 line,
