@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import ast
+
 from conftest import sdist
 from pkgvet.analysis.builder import build_context
 from pkgvet.analysis.context import NODE_CALL_NAMES, keeps_node
@@ -38,6 +40,31 @@ def test_modules_keep_the_call_nodes_rules_read_and_drop_the_rest() -> None:
 
 def test_setup_py_keeps_its_whole_tree() -> None:
     assert all(_nodes("setup.py").values())
+
+
+_DATA_MODULE = """
+import base64
+DATA = {'1403262': {'en': 'Calgary'}, '1403263': {'en': 'Calgary'}}
+ROWS = [{'a': 1}, {'b': 2}]
+CODE = base64.b64decode('cHJpbnQoMSk=')
+PARTS = ['cHJp', 'bnQoMSk=']
+exec(base64.b64decode(''.join(PARTS)))
+"""
+
+
+def test_modules_drop_values_of_names_that_cannot_fold() -> None:
+    data = sdist("zzctx", "1.0", {"zzctx/data.py": _DATA_MODULE, "setup.py": _DATA_MODULE})
+    pkg = build_context(read_archive(data, "zzctx-1.0.tar.gz", Limits()), Limits(), float("inf"))
+    mod = next(f for f in pkg.files if f.rel == "zzctx/data.py")
+    kinds = {name: type(v).__name__ for name, v in mod.constants.items()}
+    # dict literals and lists of them never fold: their nodes are let go
+    assert kinds == {"DATA": "Constant", "ROWS": "Constant", "CODE": "Call", "PARTS": "List"}
+    # what folds still folds after the trim, what did not still does not
+    assert mod.folder.fold(ast.parse("''.join(PARTS)", mode="eval").body) == "cHJpbnQoMSk="
+    assert mod.folder.fold(ast.Name("DATA")) is None
+    assert [s.payload for s in mod.exec_sites] == ["print(1)"]
+    setup = next(f for f in pkg.files if f.rel == "setup.py")
+    assert type(setup.constants["DATA"]).__name__ == "Dict"  # setup.py keeps its whole tree
 
 
 def test_keeps_node_by_capability_exec_sink_or_name() -> None:
