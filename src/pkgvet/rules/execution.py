@@ -26,7 +26,6 @@ from pkgvet.rules.indicators import (
     SHELL_HIGH,
     URL_IP,
     first_string_match,
-    names_only_index_hosts,
     public_ip,
     search_strings,
 )
@@ -483,9 +482,7 @@ def download_and_run(pkg: PackageContext, meta: RuleMeta) -> Iterator[Finding]:
     ``git.Repo.clone_from`` + a process). High in install- or
     import-time code, or when the file comes from a raw IP, a paste/file-sharing or tunnel host,
     or is started with ``os.startfile``; medium otherwise (updaters and driver managers
-    download and run binaries too), and medium at install time when every URL the file names
-    is on the Python package index (setuptools' ``ez_setup.py`` and ``distribute_setup.py``
-    fetch setuptools from it, as installers do)."""
+    download and run binaries too)."""
     for f in pkg.all_files():
         fetches = Cap.DOWNLOAD in f.caps or (Cap.NETWORK in f.caps and writes_file(f))
         runs = Cap.PROCESS in f.caps or Cap.CHMOD in f.caps
@@ -501,8 +498,7 @@ def download_and_run(pkg: PackageContext, meta: RuleMeta) -> Iterator[Finding]:
                 or first_string_match(f, EXFIL_SERVICE) is not None
                 or any(c.qualname == "os.startfile" for c in f.calls)
             )
-            # setuptools' bootstrap scripts fetch from the package index, as installers do
-            live = (eager(f, line) and not names_only_index_hosts(f)) or shady
+            live = eager(f, line) or shady
             yield meta.at(
                 f,
                 line,

@@ -202,12 +202,6 @@ IP_SERVICES = Indicator(
 URL_IP = Indicator(
     ["://"], re.compile(r"\b(?:https?|ftp|tcp|wss?)://(\d{1,3}(?:\.\d{1,3}){3})(?::\d{1,5})?", _I)
 )
-URL_HOST = Indicator(["://"], re.compile(r"\b(?:https?|ftp)://([\w.-]+)", _I))
-# The Python package index and PyPA's bootstrap host: what installers themselves fetch from
-# (``ez_setup.py``, ``distribute_setup.py`` and ``get-pip.py`` download from these).
-PACKAGE_INDEX_HOSTS = frozenset(
-    {"pypi.python.org", "pypi.org", "pypi.io", "files.pythonhosted.org", "bootstrap.pypa.io"}
-)
 # The alternatives of SHELL_HIGH. Each starts, after any ``\b``, with one of the characters of
 # _SHELL_FIRST (a test checks it), so a lookahead on that class lets the regex engine pass over
 # every other position at once: 3.6x faster on the shared set, the same matches.
@@ -463,15 +457,6 @@ def public_ip(ip: str) -> bool:
         or addr.is_link_local
         or ip.startswith(_PRIVATE_NETS)
     )
-
-
-def names_only_index_hosts(file: FileContext) -> bool:
-    """Every URL among ``file``'s string literals is on a host of the Python package index
-    (:data:`PACKAGE_INDEX_HOSTS`), and there is at least one."""
-    blob = file.string_blob[0]
-    found = URL_HOST.finditer(blob, file.string_blob_lower, file.string_blob_hits)
-    hosts = {m.group(1).lower().rstrip(".") for m in found}
-    return bool(hosts) and hosts <= PACKAGE_INDEX_HOSTS
 
 
 def search_strings(file: FileContext, indicator: Indicator) -> Iterator[tuple[int, str]]:
