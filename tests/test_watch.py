@@ -196,6 +196,39 @@ def test_new_releases_are_scanned_stored_and_alerted_once(
     assert len(_scans(db)) == 4 and len(loopback.alerts) == 2
 
 
+def _cached_files(cache: Path) -> list[str]:  # noqa: F811
+    return sorted(p.name for p in (cache / "dists").rglob("*") if p.is_file())
+
+
+def test_downloads_are_removed_once_stored_unless_kept_or_cached_before(
+    index: FakeIndex,  # noqa: F811
+    cache: Path,  # noqa: F811
+    loopback: Loopback,
+    tmp_path: Path,
+) -> None:
+    from pkgvet.service.db import ServiceStore
+
+    index.add("zzdropper", "1.0", "zzdropper-1.0.tar.gz", body=dropper())
+    index.add("zzclean", "1.0", "zzclean-1.0.tar.gz", body=clean())
+    loopback.feed = rss([("zzdropper", "1.0", DATE1)])
+    _watch(index, loopback, tmp_path / "a.db")
+    assert _scans(tmp_path / "a.db") == [("zzdropper", "1.0", "malicious")]
+    assert _cached_files(cache) == []  # scanned, stored, removed
+    assert not list((cache / "dists").glob("*/*"))  # no empty digest folders left behind
+    with ServiceStore(str(tmp_path / "a.db")) as store:
+        [scan] = store.list_scans(limit=10)
+        view = store.get_release(scan.release_id, with_findings=False)
+        assert view is not None and view.release.blob_path is None  # the bytes are not kept
+
+    # --keep-downloads keeps them; a later watcher leaves a file that was cached before alone
+    loopback.feed = rss([("zzclean", "1.0", DATE2)])
+    _watch(index, loopback, tmp_path / "b.db", "--keep-downloads")
+    assert _cached_files(cache) == ["zzclean-1.0.tar.gz"]
+    _watch(index, loopback, tmp_path / "c.db")
+    assert _scans(tmp_path / "c.db") == [("zzclean", "1.0", "clean")]
+    assert _cached_files(cache) == ["zzclean-1.0.tar.gz"]
+
+
 def test_a_crash_before_marking_seen_rescans_nothing(
     index: FakeIndex,  # noqa: F811
     cache: Path,  # noqa: F811

@@ -77,9 +77,12 @@ def _pick(spec: Spec, version: str, files: tuple[DistFile, ...], dist: str) -> l
     return chosen
 
 
-def fetch(spec: Spec, client: IndexClient, dist: str = "best") -> list[tuple[str, Path]]:
+def fetch(
+    spec: Spec, client: IndexClient, dist: str = "best", fresh: list[Path] | None = None
+) -> list[tuple[str, Path]]:
     """Download the chosen files of a release (sha256-verified, cached); return each with a
-    label ``name==version (filename)``. Failures raise :class:`RemoteError`."""
+    label ``name==version (filename)``; files this call downloaded (not found in the cache)
+    are also appended to ``fresh``. Failures raise :class:`RemoteError`."""
     from pkgvet.collect.index import DEFAULT_MAX_BYTES, CollectError, cache_dir, choose_version
 
     try:
@@ -89,8 +92,10 @@ def fetch(spec: Spec, client: IndexClient, dist: str = "best") -> list[tuple[str
             raise RemoteError(f"{spec.name}: no release {version} on the index")
         out = []
         for f in _pick(spec, version, project.releases[version], dist):
-            path, _cached = client.download(spec.name, f, cache_dir(), DEFAULT_MAX_BYTES)
+            path, cached = client.download(spec.name, f, cache_dir(), DEFAULT_MAX_BYTES)
             out.append((f"{spec.name}=={version} ({f.filename})", path))
+            if fresh is not None and not cached:
+                fresh.append(path)
         return out
     except CollectError as exc:
         raise RemoteError(exc.diagnostics()) from exc

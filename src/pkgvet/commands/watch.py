@@ -64,6 +64,12 @@ from pkgvet.watch.feeds import DEFAULT_FEEDS
     help="Which files of a release to scan (--db mode).",
 )
 @click.option("--no-model", is_flag=True, help="Rules-only verdicts (--db mode).")
+@click.option(
+    "--keep-downloads",
+    is_flag=True,
+    help="Keep the files the watcher downloads in the collector's cache (--db mode); by "
+    "default each is removed once its result is stored.",
+)
 @click.option("-v", "--verbose", is_flag=True, help="Log every release, not only alerts.")
 def watch_command(
     feeds: tuple[str, ...],
@@ -78,6 +84,7 @@ def watch_command(
     once: bool,
     dist: str,
     no_model: bool,
+    keep_downloads: bool,
     verbose: bool,
 ) -> None:
     """Scan every new release a feed announces, store it, and alert on flagged ones.
@@ -126,7 +133,7 @@ def watch_command(
             sink = ServerSink(server, token, http, client=client)
         else:
             config = ScanConfig(use_model=not no_model, keep_features=True)
-            sink = StoreSink(store, client, config, dist)
+            sink = StoreSink(store, client, config, dist, keep_downloads)
         watcher = Watcher(
             feeds=[make_feed(f) for f in feeds or DEFAULT_FEEDS],
             sink=sink,

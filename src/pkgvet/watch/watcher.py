@@ -120,12 +120,18 @@ def latest_version(client: IndexClient, name: str) -> str:
 
 @dataclass
 class StoreSink:
-    """Fetch from the index, scan here with the pipeline, write into the service database."""
+    """Fetch from the index, scan here with the pipeline, write into the service database.
+
+    A file the sink downloaded itself is removed from the collector's cache once its result is
+    stored (the release then keeps no bytes, as after the service's upload retention), unless
+    ``keep_downloads``: a watcher of a whole index would otherwise keep every release it saw.
+    Files that were in the cache before are left alone."""
 
     store: ServiceStore
     client: IndexClient
     config: ScanConfig
     dist: str = "best"
+    keep_downloads: bool = False
 
     def latest_version(self, name: str) -> str:
         return latest_version(self.client, name)
@@ -133,13 +139,30 @@ class StoreSink:
     def scan(self, name: str, version: str) -> list[Outcome]:
         from pkgvet.remote import RemoteError, Spec, fetch
 
+        fresh: list[Path] = []
         try:
-            files = fetch(Spec(name, version), self.client, self.dist)
+            files = fetch(Spec(name, version), self.client, self.dist, fresh)
         except RemoteError as exc:
             if _transient(exc):
                 raise TransientError(exc.diagnostics()) from exc
             return [self.store_error(name, version, exc.diagnostics())]
-        return [self._scan_file(name, version, label, path) for label, path in files]
+        outcomes = []
+        for label, path in files:
+            outcome = self._scan_file(name, version, label, path)
+            outcomes.append(outcome)
+            if path in fresh and not self.keep_downloads and outcome.release_id is not None:
+                self._drop_download(outcome.release_id, path)
+        return outcomes
+
+    def _drop_download(self, release_id: int, path: Path) -> None:
+        """Remove a scanned download, once the database no longer points at it (not when a
+        scan of the release waits or runs, or the release's bytes live elsewhere)."""
+        if self.store.forget_blob(release_id, str(path)):
+            try:
+                path.unlink(missing_ok=True)
+                path.parent.rmdir()  # the cache's per-digest folder, now empty
+            except OSError:
+                pass  # removed meanwhile, or the folder holds another file: left as is
 
     def store_error(self, name: str, version: str, error: str) -> Outcome:
         sub = self.store.submit_name(name, version, source="watch", submitted_by="watch")
