@@ -137,6 +137,12 @@ def _scans(db: Path) -> list[tuple[str, str | None, str | None]]:
         return sorted(out, key=str)
 
 
+def _two_releases(index: FakeIndex) -> None:  # noqa: F811
+    """A dropper and a clean package on the fake index."""
+    index.add("zzdropper", "1.0", "zzdropper-1.0.tar.gz", body=dropper())
+    index.add("zzclean", "1.0", "zzclean-1.0.tar.gz", body=clean())
+
+
 DATE1 = "Mon, 02 Mar 2026 10:00:00 GMT"
 DATE2 = "Mon, 02 Mar 2026 10:05:00 GMT"
 DATE3 = "Mon, 02 Mar 2026 11:00:00 GMT"
@@ -148,8 +154,7 @@ def test_new_releases_are_scanned_stored_and_alerted_once(
     loopback: Loopback,
     tmp_path: Path,
 ) -> None:
-    index.add("zzdropper", "1.0", "zzdropper-1.0.tar.gz", body=dropper())
-    index.add("zzclean", "1.0", "zzclean-1.0.tar.gz", body=clean())
+    _two_releases(index)
     loopback.feed = rss([("zzdropper", "1.0", DATE1), ("zzclean", "1.0", DATE2)])
     db = tmp_path / "watch.db"
 
@@ -208,8 +213,7 @@ def test_downloads_are_removed_once_stored_unless_kept_or_cached_before(
 ) -> None:
     from pkgvet.service.db import ServiceStore
 
-    index.add("zzdropper", "1.0", "zzdropper-1.0.tar.gz", body=dropper())
-    index.add("zzclean", "1.0", "zzclean-1.0.tar.gz", body=clean())
+    _two_releases(index)
     loopback.feed = rss([("zzdropper", "1.0", DATE1)])
     _watch(index, loopback, tmp_path / "a.db")
     assert _scans(tmp_path / "a.db") == [("zzdropper", "1.0", "malicious")]
