@@ -233,6 +233,41 @@ def test_downloads_are_removed_once_stored_unless_kept_or_cached_before(
     assert _cached_files(cache) == ["zzclean-1.0.tar.gz"]
 
 
+def test_a_download_of_bytes_kept_elsewhere_is_removed_and_the_kept_copy_stays(
+    index: FakeIndex,  # noqa: F811
+    cache: Path,  # noqa: F811
+    loopback: Loopback,
+    tmp_path: Path,
+) -> None:
+    """The service kept an earlier upload of the same file: the release points at that copy,
+    so the watcher's download is a spare and goes, and the upload is left alone."""
+    import hashlib
+
+    from pkgvet.service.db import ServiceStore
+
+    body = dropper()
+    index.add("zzdropper", "1.0", "zzdropper-1.0.tar.gz", body=body)
+    kept = tmp_path / "blobs" / "zzdropper-1.0.tar.gz"
+    kept.parent.mkdir()
+    kept.write_bytes(body)
+    with ServiceStore(str(tmp_path / "a.db")) as store:
+        store.submit_upload(
+            filename=kept.name,
+            sha256=hashlib.sha256(body).hexdigest(),
+            size=len(body),
+            blob_path=str(kept),
+        )
+    loopback.feed = rss([("zzdropper", "1.0", DATE1)])
+    _watch(index, loopback, tmp_path / "a.db")
+    assert _scans(tmp_path / "a.db") == [("zzdropper", "1.0", "malicious")]
+    assert _cached_files(cache) == []
+    assert kept.read_bytes() == body
+    with ServiceStore(str(tmp_path / "a.db")) as store:
+        [scan] = store.list_scans(limit=10)
+        view = store.get_release(scan.release_id, with_findings=False)
+        assert view is not None and view.release.blob_path == str(kept)
+
+
 def test_a_crash_before_marking_seen_rescans_nothing(
     index: FakeIndex,  # noqa: F811
     cache: Path,  # noqa: F811
@@ -369,8 +404,6 @@ def test_watch_through_a_running_server(
         assert "1 seen before" in again.output and len(loopback.alerts) == 1
         with srv.client() as api:
             scans = api.get("/api/v1/scans").json()
-        assert [(s["requested"], s["verdict"]) for s in scans] == [
-            ("zzdropper==1.0", "malicious")
-        ]
+        assert [(s["requested"], s["verdict"]) for s in scans] == [("zzdropper==1.0", "malicious")]
     finally:
         srv.stop()

@@ -155,14 +155,18 @@ class StoreSink:
         return outcomes
 
     def _drop_download(self, release_id: int, path: Path) -> None:
-        """Remove a scanned download, once the database no longer points at it (not when a
-        scan of the release waits or runs, or the release's bytes live elsewhere)."""
-        if self.store.forget_blob(release_id, str(path)):
-            try:
-                path.unlink(missing_ok=True)
-                path.parent.rmdir()  # the cache's per-digest folder, now empty
-            except OSError:
-                pass  # removed meanwhile, or the folder holds another file: left as is
+        """Remove a scanned download unless the database still points at it (a scan of the
+        release waits or runs on these bytes). When the release's bytes are kept elsewhere (an
+        earlier upload of the same file), the download is a spare copy and goes too."""
+        if not self.store.forget_blob(release_id, str(path)):
+            view = self.store.get_release(release_id, with_findings=False)
+            if view is None or view.release.blob_path == str(path):
+                return
+        try:
+            path.unlink(missing_ok=True)
+            path.parent.rmdir()  # the cache's per-digest folder, now empty
+        except OSError:
+            pass  # removed meanwhile, or the folder holds another file: left as is
 
     def store_error(self, name: str, version: str, error: str) -> Outcome:
         sub = self.store.submit_name(name, version, source="watch", submitted_by="watch")
