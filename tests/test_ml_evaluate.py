@@ -97,6 +97,37 @@ def test_evaluate_writes_report_metrics_and_plots(tmp_path: Path) -> None:
     assert "Ablation" in report and "| not clean" in report
 
 
+def test_seed_spread_refits_with_other_seeds_and_keeps_seed_zero_as_the_main_figures(
+    tmp_path: Path,
+) -> None:
+    rows = synthetic_rows(240)
+    for i, r in enumerate(rows):
+        r["sample"]["date"] = "2024-03-01" if i < 160 else "2024-09-01"
+        r["sample"]["name"] = f"pkg{i}"
+        r["fingerprint"] = list(minhash(line_shingles([f"unique_line_{i} = {i}"])))
+        r["categories"] = []
+        r["rules_high"] = False
+    one = evaluate(copy.deepcopy(rows), tmp_path / "a", ablation=False, log=lambda m: None)
+    three = evaluate(
+        copy.deepcopy(rows), tmp_path / "b", ablation=False, log=lambda m: None, seeds=3
+    )
+    assert "seed_spread" not in one
+    sp = three["seed_spread"]
+    assert [s["seed"] for s in sp["per_seed"]] == [0, 1, 2]
+    # seed 0 is the main fit: the same verdict as a one-seed run, reported with its threshold
+    assert three["verdict"] == one["verdict"]
+    assert sp["per_seed"][0]["f1"] == one["verdict"]["f1"]
+    assert sp["per_seed"][0]["threshold"] == pytest.approx(one["thresholds"]["malicious"], abs=1e-6)
+    assert sp["f1"][0] <= one["verdict"]["f1"] <= sp["f1"][1]
+    n_mal = three["sizes"]["test"]["malware"]
+    assert sp["malware_flagged_by_all"] <= sp["malware_flagged_by_any"] <= n_mal
+    assert sp["benign_flagged_by_all"] <= sp["benign_flagged_by_any"]
+    assert 0 <= sp["benign_score_change"]["mean"] <= sp["benign_score_change"]["max"] <= 1
+    report = (tmp_path / "b" / "report.md").read_text()
+    assert "## Seed spread" in report and "| 2 |" in report
+    assert "NaN" not in (tmp_path / "b" / "metrics.json").read_text()  # plain JSON
+
+
 def test_joint_thresholds_respect_one_false_positive_budget() -> None:
     import numpy as np
 
@@ -123,6 +154,7 @@ def test_a_validation_run_can_hold_out_benign_groups_by_name() -> None:
     rows.append(_row(202, 0, "2024-06-01", "lib2", ["def late(): return 0"]))  # lib2's release
     rows.append(_row(203, 0, "2023-01-01", "tuned", ["def k(): return 4"], "scan-manifest"))
     split = time_split(rows, "2024-03-01", until="2024-07-01", benign_holdout=0.3)
+
     def benign(idx: list[int]) -> set[str]:
         return {rows[i]["sample"]["name"] for i in idx if rows[i]["sample"]["label"] == 0}
 

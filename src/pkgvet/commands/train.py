@@ -389,6 +389,15 @@ def _install(blob: bytes, digest: str, card: dict[str, Any]) -> None:
     show_default=True,
     help="Refit the stack without each feature group (six more fits).",
 )
+@click.option(
+    "--seeds",
+    type=click.IntRange(1, 20),
+    default=1,
+    show_default=True,
+    help="Fit the stack with this many seeds (0, 1, …; folds and learners) and report how far "
+    "F1, false positives and single scores move between the fits: differences between two "
+    "settings smaller than that spread are noise. The main figures stay those of seed 0.",
+)
 @click.option("--jobs", type=int, default=0, help="Processes for feature extraction (0: all).")
 def evaluate_command(
     malware: Path,
@@ -398,6 +407,7 @@ def evaluate_command(
     until: str | None,
     benign_holdout: float,
     ablation: bool,
+    seeds: int,
     jobs: int,
 ) -> None:
     """Evaluate on a time-ordered, campaign-grouped split.
@@ -420,6 +430,7 @@ def evaluate_command(
         ablation=ablation,
         until=until,
         benign_holdout=benign_holdout,
+        seeds=seeds,
         log=lambda m: click.echo(m, err=True),
     )
     click.echo(report_markdown(result))

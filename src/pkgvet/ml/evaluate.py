@@ -207,8 +207,11 @@ def evaluate(
     n_folds: int = 5,
     until: str | None = None,
     benign_holdout: float = 0.0,
+    seeds: int = 1,
 ) -> dict[str, Any]:
-    """Run the whole evaluation, write ``metrics.json``, ``report.md`` and the plots."""
+    """Run the whole evaluation, write ``metrics.json``, ``report.md`` and the plots. With
+    ``seeds`` above 1 the stack is fitted again with the seeds 1, 2, … (folds and learners) and
+    the spread of the verdict between the fits is reported (:func:`_seed_spread`)."""
     out_dir.mkdir(parents=True, exist_ok=True)
     data = matrices(rows)
     split = time_split(data.rows, cutoff, until, benign_holdout)
@@ -260,6 +263,16 @@ def evaluate(
         "test_malware_without_any_behaviour": int((test.y.astype(bool) & inert).sum()),
         "recall_on_malware_with_behaviour": metrics(test.y[~inert], flagged[~inert])["recall"],
     }
+    if seeds > 1:
+        result["seed_spread"] = _seed_spread(
+            train,
+            groups,
+            test,
+            (p_test, flagged, stack.thresholds["malicious"]),
+            seeds,
+            n_folds,
+            log,
+        )
     _write_predictions(out_dir / "predictions.csv", test, p_test, flagged)
     result["calibration"] = _calibration(test.y, p_test, out_dir)
     if ablation:
@@ -275,6 +288,54 @@ def evaluate(
     (out_dir / "metrics.json").write_text(json.dumps(result, indent=2, sort_keys=True) + "\n")
     (out_dir / "report.md").write_text(report_markdown(result))
     return result
+
+
+def _seed_spread(
+    train: Data,
+    groups: Any,
+    test: Data,
+    first: tuple[Any, Any, float],
+    seeds: int,
+    n_folds: int,
+    log: Callable[[str], None],
+) -> dict[str, Any]:
+    """How much of the verdict is the draw of one fit: the stack fitted again with other seeds
+    (fold assignment and learners) on the same training rows. The malicious threshold, set by
+    the few highest out-of-fold benign scores, moves between seeds, and single scores with it;
+    two settings whose figures differ by less than this spread are not told apart by one fit.
+    ``first``: the main fit's (seed 0) test scores, verdicts and malicious threshold."""
+    high, critical = rules_high(test), _critical(test)
+    scores, flags, threshold = [first[0]], [first[1]], first[2]
+    per_seed = []
+    for seed in range(seeds):
+        if seed:
+            log(f"seed spread: fitting with seed {seed}…")
+            stack = fit_stack(train, groups, n_folds=n_folds, seed=seed)
+            scores.append(stack.predict(test))
+            flags.append(flag(scores[-1], high, stack.thresholds) | critical)
+            threshold = stack.thresholds["malicious"]
+        m = metrics(test.y, flags[-1])
+        per_seed.append(
+            {"seed": seed, "threshold": round(float(threshold), 6)}
+            | {k: m[k] for k in ("f1", "precision", "recall", "fp", "fn")}
+        )
+    p, f = np.asarray(scores), np.asarray(flags, dtype=bool)
+    mal, ben = test.y == 1, test.y == 0
+    change = p.max(axis=0) - p.min(axis=0)  # each sample's largest difference between two fits
+    return {
+        "seeds": seeds,
+        "per_seed": per_seed,
+        "f1": [min(s["f1"] for s in per_seed), max(s["f1"] for s in per_seed)],
+        "fp": [min(s["fp"] for s in per_seed), max(s["fp"] for s in per_seed)],
+        "malware_flagged_by_all": int(f[:, mal].all(axis=0).sum()),
+        "malware_flagged_by_any": int(f[:, mal].any(axis=0).sum()),
+        "benign_flagged_by_all": int(f[:, ben].all(axis=0).sum()),
+        "benign_flagged_by_any": int(f[:, ben].any(axis=0).sum()),
+        "benign_score_change": {
+            "mean": round(float(change[ben].mean()), 4) if ben.any() else 0.0,
+            "max": round(float(change[ben].max()), 4) if ben.any() else 0.0,
+        },
+    }
 
 
 def _critical(d: Data) -> Any:
@@ -413,6 +474,33 @@ def _validation_line(r: dict[str, Any]) -> list[str]:
     return [line + "."]
 
 
+def _seed_lines(r: dict[str, Any]) -> list[str]:
+    sp = r.get("seed_spread")
+    if not sp:
+        return []
+    lines = ["", f"## Seed spread: the verdict fitted with {sp['seeds']} seeds", ""]
+    lines += [
+        "| seed | malicious threshold | precision | recall | F1 | FP |",
+        "|---|---|---|---|---|---|",
+    ]
+    for s in sp["per_seed"]:
+        lines.append(
+            f"| {s['seed']} | {s['threshold']:.3f} | {s['precision']:.4f} | "
+            f"{s['recall']:.4f} | {s['f1']:.4f} | {s['fp']} |"
+        )
+    change = sp["benign_score_change"]
+    lines += [
+        "",
+        f"F1 {sp['f1'][0]:.4f}-{sp['f1'][1]:.4f}, false positives {sp['fp'][0]}-{sp['fp'][1]}; "
+        f"malware flagged by every seed {sp['malware_flagged_by_all']}, by some seed "
+        f"{sp['malware_flagged_by_any']}; benign flagged by every seed "
+        f"{sp['benign_flagged_by_all']}, by some seed {sp['benign_flagged_by_any']}; a benign "
+        f"score differs between fits by {change['mean']} on average, by up to {change['max']}. "
+        "Two settings whose figures differ by less than this are not told apart by one fit.",
+    ]
+    return lines
+
+
 def report_markdown(r: dict[str, Any]) -> str:
     head = (
         "| model | precision | recall | F1 | FP | FPR long tail | FPR popular |\n"
@@ -452,6 +540,7 @@ def report_markdown(r: dict[str, Any]) -> str:
             f"Later samples of campaigns seen in training: recall {k['recall']:.4f} "
             f"({k['tp']}/{k['tp'] + k['fn']}).",
         ]
+    lines += _seed_lines(r)
     miss = r["missed"]
     lines += [
         "",
