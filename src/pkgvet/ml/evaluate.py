@@ -27,6 +27,7 @@ import zlib
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -264,15 +265,9 @@ def evaluate(
         "recall_on_malware_with_behaviour": metrics(test.y[~inert], flagged[~inert])["recall"],
     }
     if seeds > 1:
-        result["seed_spread"] = _seed_spread(
-            train,
-            groups,
-            test,
-            (p_test, flagged, stack.thresholds["malicious"]),
-            seeds,
-            n_folds,
-            log,
-        )
+        first = (stack.thresholds["malicious"], p_test, flagged)
+        fit = partial(fit_stack, train, groups, n_folds=n_folds)
+        result["seed_spread"] = _seed_spread(test, high, critical, first, fit, seeds, log)
     _write_predictions(out_dir / "predictions.csv", test, p_test, flagged)
     result["calibration"] = _calibration(test.y, p_test, out_dir)
     if ablation:
@@ -291,35 +286,35 @@ def evaluate(
 
 
 def _seed_spread(
-    train: Data,
-    groups: Any,
     test: Data,
-    first: tuple[Any, Any, float],
+    high: Any,
+    critical: Any,
+    first: tuple[float, Any, Any],
+    fit: Callable[..., Stack],
     seeds: int,
-    n_folds: int,
     log: Callable[[str], None],
 ) -> dict[str, Any]:
-    """How much of the verdict is the draw of one fit: the stack fitted again with other seeds
-    (fold assignment and learners) on the same training rows. The malicious threshold, set by
-    the few highest out-of-fold benign scores, moves between seeds, and single scores with it;
-    two settings whose figures differ by less than this spread are not told apart by one fit.
-    ``first``: the main fit's (seed 0) test scores, verdicts and malicious threshold."""
-    high, critical = rules_high(test), _critical(test)
-    scores, flags, threshold = [first[0]], [first[1]], first[2]
+    """How much of the verdict is the draw of one fit: the stack fitted again (``fit(seed=…)``)
+    with the seeds 1 … ``seeds``-1 (fold assignment and learners) on the same training rows,
+    next to ``first``, the main fit's malicious threshold, test scores and verdicts. The
+    threshold, set by the few highest out-of-fold benign scores, moves between seeds, and single
+    scores with it; two settings whose figures differ by less than this spread are not told
+    apart by one fit."""
+    fits = [first]
+    for seed in range(1, seeds):
+        log(f"seed spread: fitting with seed {seed}…")
+        stack = fit(seed=seed)
+        p = stack.predict(test)
+        fits.append((stack.thresholds["malicious"], p, flag(p, high, stack.thresholds) | critical))
     per_seed = []
-    for seed in range(seeds):
-        if seed:
-            log(f"seed spread: fitting with seed {seed}…")
-            stack = fit_stack(train, groups, n_folds=n_folds, seed=seed)
-            scores.append(stack.predict(test))
-            flags.append(flag(scores[-1], high, stack.thresholds) | critical)
-            threshold = stack.thresholds["malicious"]
-        m = metrics(test.y, flags[-1])
+    for seed, (threshold, _p, flagged) in enumerate(fits):
+        m = metrics(test.y, flagged)
         per_seed.append(
             {"seed": seed, "threshold": round(float(threshold), 6)}
             | {k: m[k] for k in ("f1", "precision", "recall", "fp", "fn")}
         )
-    p, f = np.asarray(scores), np.asarray(flags, dtype=bool)
+    p = np.asarray([f[1] for f in fits])
+    f = np.asarray([f[2] for f in fits], dtype=bool)
     mal, ben = test.y == 1, test.y == 0
     change = p.max(axis=0) - p.min(axis=0)  # each sample's largest difference between two fits
     return {
