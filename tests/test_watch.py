@@ -205,24 +205,30 @@ def _cached_files(cache: Path) -> list[str]:  # noqa: F811
     return sorted(p.name for p in (cache / "dists").rglob("*") if p.is_file())
 
 
+def _only_blob_path(db: Path) -> str | None:
+    """Where the database keeps the bytes of its one scanned release (None: not kept)."""
+    from pkgvet.service.db import ServiceStore
+
+    with ServiceStore(str(db)) as store:
+        [scan] = store.list_scans(limit=10)
+        view = store.get_release(scan.release_id, with_findings=False) if scan.release_id else None
+        assert view is not None
+        return view.release.blob_path
+
+
 def test_downloads_are_removed_once_stored_unless_kept_or_cached_before(
     index: FakeIndex,  # noqa: F811
     cache: Path,  # noqa: F811
     loopback: Loopback,
     tmp_path: Path,
 ) -> None:
-    from pkgvet.service.db import ServiceStore
-
     _two_releases(index)
     loopback.feed = rss([("zzdropper", "1.0", DATE1)])
     _watch(index, loopback, tmp_path / "a.db")
     assert _scans(tmp_path / "a.db") == [("zzdropper", "1.0", "malicious")]
     assert _cached_files(cache) == []  # scanned, stored, removed
     assert not list((cache / "dists").glob("*/*"))  # no empty digest folders left behind
-    with ServiceStore(str(tmp_path / "a.db")) as store:
-        [scan] = store.list_scans(limit=10)
-        view = store.get_release(scan.release_id, with_findings=False)
-        assert view is not None and view.release.blob_path is None  # the bytes are not kept
+    assert _only_blob_path(tmp_path / "a.db") is None  # the release keeps no bytes
 
     # --keep-downloads keeps them; a later watcher leaves a file that was cached before alone
     loopback.feed = rss([("zzclean", "1.0", DATE2)])
@@ -262,10 +268,7 @@ def test_a_download_of_bytes_kept_elsewhere_is_removed_and_the_kept_copy_stays(
     assert _scans(tmp_path / "a.db") == [("zzdropper", "1.0", "malicious")]
     assert _cached_files(cache) == []
     assert kept.read_bytes() == body
-    with ServiceStore(str(tmp_path / "a.db")) as store:
-        [scan] = store.list_scans(limit=10)
-        view = store.get_release(scan.release_id, with_findings=False)
-        assert view is not None and view.release.blob_path == str(kept)
+    assert _only_blob_path(tmp_path / "a.db") == str(kept)
 
 
 def test_a_crash_before_marking_seen_rescans_nothing(
