@@ -306,15 +306,15 @@ def _seed_spread(
         stack = fit(seed=seed)
         p = stack.predict(test)
         fits.append((stack.thresholds["malicious"], p, flag(p, high, stack.thresholds) | critical))
+    thresholds, scores, verdicts = zip(*fits, strict=True)
     per_seed = []
-    for seed, (threshold, _p, flagged) in enumerate(fits):
+    for seed, (threshold, flagged) in enumerate(zip(thresholds, verdicts, strict=True)):
         m = metrics(test.y, flagged)
         per_seed.append(
             {"seed": seed, "threshold": round(float(threshold), 6)}
             | {k: m[k] for k in ("f1", "precision", "recall", "fp", "fn")}
         )
-    p = np.asarray([f[1] for f in fits])
-    f = np.asarray([f[2] for f in fits], dtype=bool)
+    p, f = np.asarray(scores), np.asarray(verdicts, dtype=bool)
     mal, ben = test.y == 1, test.y == 0
     change = p.max(axis=0) - p.min(axis=0)  # each sample's largest difference between two fits
     return {
